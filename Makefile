@@ -1,0 +1,77 @@
+# The project's front door: `make demo` and `make test` work on a fresh machine
+# with only python3 (3.10+) and make.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# pip understands PEP 735 dependency groups (--group) from 25.1 on.
+PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+PYTEST_TIMEOUT ?= 60
+
+.PHONY: help demo test lint typecheck pytest test-all test-slow bench docs clean
+
+help:
+	@echo "make demo       run the demo (python -m drainpipe)"
+	@echo "make test       lint, type-check and test on asyncio, uvloop and trio"
+	@echo "make test-all   the test suite on the oldest and newest Python found"
+	@echo "make test-slow  the heavy load and soak tests"
+	@echo "make bench      the side-by-side benchmark suite"
+	@echo "make docs       build the documentation (warnings are errors)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade "pip>=25.1"
+
+$(VENV)/.demo: $(BIN)/python pyproject.toml
+	$(PIP) install -e ".[trio]"
+	@touch $@
+
+$(VENV)/.dev: $(BIN)/python pyproject.toml
+	$(PIP) install -e ".[trio]" --group test --group lint
+	@touch $@
+
+$(VENV)/.docs: $(VENV)/.dev
+	$(PIP) install -e ".[trio]" --group docs --group examples
+	@touch $@
+
+demo: $(VENV)/.demo
+	$(BIN)/python -m drainpipe
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check src tests examples
+	$(BIN)/ruff format --check src tests examples
+
+typecheck: $(VENV)/.dev
+	$(BIN)/mypy --strict src tests
+
+pytest: $(VENV)/.dev
+	rm -f .coverage .coverage.*
+	$(BIN)/python -m coverage run -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m coverage combine -q
+	$(BIN)/python -m coverage report
+
+test: lint typecheck pytest
+
+# The suite on the oldest and newest interpreters present (each in its own venv).
+# Interpreters that are not installed are skipped with a message.
+TEST_ALL_PYTHONS ?= python3.10 python3.13
+test-all:
+	@for py in $(TEST_ALL_PYTHONS); do \
+	  if command -v $$py >/dev/null 2>&1 && $$py -c "" 2>/dev/null; then \
+	    echo "== $$py"; \
+	    $(MAKE) --no-print-directory PYTHON=$$py VENV=.venv-$$py pytest || exit 1; \
+	  else \
+	    echo "== $$py not found, skipped"; \
+	  fi; \
+	done
+
+test-slow: $(VENV)/.dev
+	$(BIN)/python -m pytest -m slow -p no:randomly $(PYTEST_ARGS)
+
+bench: $(VENV)/.demo
+	$(BIN)/python -m drainpipe bench $(BENCH_ARGS)
+
+docs: $(VENV)/.docs
+	$(BIN)/python -m sphinx -W --keep-going -n -b html docs docs/_build/html
+
+clean:
+	rm -rf $(VENV) .venv-* .coverage .coverage.* docs/_build .mypy_cache .ruff_cache

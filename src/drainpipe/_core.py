@@ -1,0 +1,212 @@
+"""The synchronous heart of drainpipe: byte accounting with no I/O.
+
+:class:`SendBuffer` knows which bytes were enqueued, which piece should go to the
+wrapped stream next, how many bytes the wrapped stream has accepted, and whether
+the buffer is *paused* (above its high watermark, until it falls to its low
+watermark). It never awaits and never touches a stream; the async shell in
+``_stream.py`` asks it what to do.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Final
+
+#: Default high watermark, in bytes (asyncio's transports use the same).
+DEFAULT_HIGH_WATER: Final = 64 * 1024
+
+#: Largest piece handed to the wrapped stream in one ``send()`` call.
+#:
+#: Bounded pieces keep a broken connection visible while data remains (see the
+#: asyncio-backend note in ``_stream.py``) and let the producer enqueue the next
+#: piece while this one is in the wrapped stream.
+MAX_PIECE: Final = 256 * 1024
+
+#: Chunks at least this large are sent on their own instead of being copied into a
+#: coalesced piece.
+LARGE_CHUNK: Final = 16 * 1024
+
+Chunk = bytes | memoryview
+
+
+def _check_water_marks(high_water: object, low_water: object) -> tuple[int, int]:
+    for name, value in (("high_water", high_water), ("low_water", low_water)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    assert isinstance(high_water, int)
+    assert isinstance(low_water, int)
+    if high_water < 0:
+        raise ValueError(f"high_water must be >= 0, got {high_water}")
+    if not 0 <= low_water <= high_water:
+        raise ValueError(
+            f"low_water must satisfy 0 <= low_water <= high_water, "
+            f"got low_water={low_water}, high_water={high_water}"
+        )
+    return high_water, low_water
+
+
+def water_marks(high_water: object, low_water: object | None) -> tuple[int, int]:
+    """Validate a pair of watermarks; ``low_water=None`` means ``high_water // 4``.
+
+    :raises TypeError: if either is not an :class:`int` (``bool`` included)
+    :raises ValueError: unless ``high_water >= 0`` and
+        ``0 <= low_water <= high_water``
+
+    """
+    if low_water is None:
+        if not isinstance(high_water, int) or isinstance(high_water, bool):
+            raise TypeError(
+                f"high_water must be an int, not {type(high_water).__name__}"
+            )
+        low_water = high_water // 4
+    return _check_water_marks(high_water, low_water)
+
+
+class SendBuffer:
+    """Byte accounting for one write-behind buffer.
+
+    ``buffered_bytes`` counts bytes enqueued but not yet marked sent; a piece
+    returned by :meth:`take` still counts until :meth:`mark_sent` is called for it.
+
+    The buffer becomes *paused* when an enqueue leaves ``buffered_bytes`` above
+    ``high_water``, and stops being paused only when ``buffered_bytes`` falls to
+    ``low_water`` or below (hysteresis, like asyncio's transports).
+
+    :param high_water: the high watermark in bytes
+    :param low_water: the low watermark in bytes (default: ``high_water // 4``)
+    :param slice_large: whether :meth:`take` may hand out :class:`memoryview` slices
+        of a chunk larger than :data:`MAX_PIECE` (only for wrapped streams that
+        accept any bytes-like object); otherwise such a chunk goes out whole
+
+    """
+
+    __slots__ = (
+        "_chunks",
+        "_slice_large",
+        "buffered_bytes",
+        "bytes_sent",
+        "bytes_written",
+        "high_water",
+        "low_water",
+        "paused",
+        "send_calls",
+    )
+
+    def __init__(
+        self,
+        high_water: int = DEFAULT_HIGH_WATER,
+        low_water: int | None = None,
+        *,
+        slice_large: bool = False,
+    ) -> None:
+        self.high_water, self.low_water = water_marks(high_water, low_water)
+        self._chunks: deque[Chunk] = deque()
+        self._slice_large = slice_large
+        self.buffered_bytes = 0
+        self.bytes_written = 0
+        self.bytes_sent = 0
+        self.send_calls = 0
+        self.paused = False
+
+    def __repr__(self) -> str:
+        return (
+            f"<SendBuffer buffered_bytes={self.buffered_bytes} "
+            f"high_water={self.high_water} low_water={self.low_water} "
+            f"paused={self.paused}>"
+        )
+
+    def enqueue(self, data: bytes) -> None:
+        """Append non-empty ``data`` to the queue (the caller checks emptiness)."""
+        self._chunks.append(data)
+        size = len(data)
+        self.bytes_written += size
+        self.buffered_bytes += size
+        if self.buffered_bytes > self.high_water:
+            self.paused = True
+
+    @property
+    def has_queued(self) -> bool:
+        """Whether :meth:`take` would return a piece."""
+        return bool(self._chunks)
+
+    def take(self) -> Chunk | None:
+        """Remove and return the next piece to hand to the wrapped stream.
+
+        Small chunks are coalesced into one :class:`bytes` of at most
+        :data:`MAX_PIECE` bytes; a chunk of :data:`LARGE_CHUNK` bytes or more is
+        returned as it is, without a copy (sliced without a copy if it exceeds
+        :data:`MAX_PIECE` and slicing is allowed). Returns ``None`` if nothing is
+        queued. The piece keeps counting in ``buffered_bytes`` until
+        :meth:`mark_sent`.
+        """
+        chunks = self._chunks
+        if not chunks:
+            return None
+
+        first = chunks.popleft()
+        size = len(first)
+        if size >= LARGE_CHUNK or not chunks:
+            if size > MAX_PIECE and self._slice_large:
+                view = memoryview(first)
+                chunks.appendleft(view[MAX_PIECE:])
+                return view[:MAX_PIECE]
+
+            return first
+
+        parts = [first]
+        while chunks:
+            following = len(chunks[0])
+            if following >= LARGE_CHUNK or size + following > MAX_PIECE:
+                break
+
+            parts.append(chunks.popleft())
+            size += following
+
+        return b"".join(parts)
+
+    def mark_sent(self, size: int) -> bool:
+        """Record that the wrapped stream accepted ``size`` bytes of a taken piece.
+
+        :return: ``True`` if this ended a pause (waiters should be woken)
+
+        """
+        self.send_calls += 1
+        self.bytes_sent += size
+        self.buffered_bytes -= size
+        if self.paused and self.buffered_bytes <= self.low_water:
+            self.paused = False
+            return True
+
+        return False
+
+    def set_water_marks(self, high_water: int, low_water: int | None = None) -> bool:
+        """Change the watermarks and re-evaluate the paused state.
+
+        Paused if ``buffered_bytes > high_water``, not paused if
+        ``buffered_bytes <= low_water``, else unchanged.
+
+        :return: ``True`` if this ended a pause (waiters should be woken)
+
+        """
+        self.high_water, self.low_water = water_marks(high_water, low_water)
+        if self.buffered_bytes > self.high_water:
+            self.paused = True
+        elif self.paused and self.buffered_bytes <= self.low_water:
+            self.paused = False
+            return True
+
+        return False
+
+    def drop(self) -> int:
+        """Discard every queued byte (after a failure or a forceful close).
+
+        The pause ends, since nothing is buffered any more.
+
+        :return: the number of bytes discarded
+
+        """
+        dropped = self.buffered_bytes
+        self._chunks.clear()
+        self.buffered_bytes = 0
+        self.paused = False
+        return dropped

@@ -1,0 +1,679 @@
+"""The async shell: :class:`BufferedByteSendStream` owns a flush task and its waiters.
+
+All byte accounting lives in :class:`drainpipe._core.SendBuffer`; this module decides
+only *when* to wait, wake and close.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from anyio import (
+    BrokenResourceError,
+    CancelScope,
+    ClosedResourceError,
+    Event,
+    WouldBlock,
+    aclose_forcefully,
+    create_task_group,
+)
+from anyio.abc import ByteSendStream, SocketStream
+from anyio.lowlevel import checkpoint
+from anyio.streams.tls import TLSStream
+
+from ._core import DEFAULT_HIGH_WATER, SendBuffer
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from anyio.abc import AnyByteSendStream, TaskGroup
+    from typing_extensions import Buffer, Self
+
+
+class _State(enum.Enum):
+    NEW = "not entered yet"
+    OPEN = "open"
+    EOF = "half-closed"
+    CLOSING = "closing"
+    CLOSED = "closed"
+    BROKEN = "broken"
+
+
+# Module-level aliases keep the identity checks on the hot path to one global load.
+_NEW = _State.NEW
+_OPEN = _State.OPEN
+_EOF = _State.EOF
+_CLOSING = _State.CLOSING
+_CLOSED = _State.CLOSED
+_BROKEN = _State.BROKEN
+
+
+def _snapshot(data: Buffer) -> bytes:
+    """Copy any bytes-like object into :class:`bytes` (``bytes`` itself is kept)."""
+    if type(data) is bytes:
+        return data
+
+    try:
+        view = memoryview(data)
+    except TypeError:
+        raise TypeError(
+            f"data must be a bytes-like object, not {type(data).__name__}"
+        ) from None
+
+    with view:
+        return view.tobytes()
+
+
+@dataclass(frozen=True)
+class BufferStatistics:
+    """A snapshot of a :class:`BufferedByteSendStream`'s state.
+
+    .. versionadded:: 0.1
+    """
+
+    #: bytes accepted by ``write()``/``send()`` but not yet accepted by the wrapped
+    #: stream's ``send()`` (a piece in flight still counts)
+    buffered_bytes: int
+    #: the high watermark in bytes
+    high_water: int
+    #: the low watermark in bytes
+    low_water: int
+    #: whether the buffer is above its high watermark and has not yet fallen to its
+    #: low watermark
+    paused: bool
+    #: bytes accepted by ``write()``, ``writelines()``, ``send()`` and
+    #: ``send_nowait()`` since the stream was created
+    bytes_written: int
+    #: bytes accepted by the wrapped stream's ``send()``
+    bytes_sent: int
+    #: number of calls of the wrapped stream's ``send()`` that returned
+    send_calls: int
+    #: number of tasks waiting in ``send()``, ``drain()`` or ``flush()``
+    tasks_waiting: int
+
+
+class BufferedByteSendStream(ByteSendStream):
+    """A write-behind buffer with back-pressure in front of any AnyIO byte stream.
+
+    :meth:`write` stores bytes and returns at once; a background *flush task*
+    hands them to the wrapped stream, coalescing small writes into one ``send()``
+    and passing large ones through without a copy. :meth:`send` and :meth:`drain`
+    wait only while the stream is *paused*: it becomes paused when an enqueue
+    leaves :attr:`buffered_bytes` above :attr:`high_water`, and stops being paused
+    when :attr:`buffered_bytes` falls to :attr:`low_water` or below.
+
+    The stream must be entered with ``async with``; the block owns the flush task::
+
+        async with BufferedByteSendStream(tcp_stream) as out:
+            for message in messages:
+                out.write(message)
+                await out.drain()
+
+    Leaving the block normally is :meth:`aclose` (flush everything, then close the
+    wrapped stream). Leaving it by an exception (cancellation included) drops the
+    buffer, closes the wrapped stream forcefully and lets the exception propagate
+    unchanged.
+
+    If the wrapped stream's ``send()`` raises, the stream is *broken*: the buffer
+    is dropped, every waiting task is woken and every later call raises
+    :exc:`~anyio.BrokenResourceError` whose ``__cause__`` is the original
+    exception. A failure that no call has reported yet is raised by :meth:`aclose`
+    (and so on leaving the block normally): nothing is lost silently.
+
+    Any number of tasks may use one stream; the bytes of one :meth:`write` or
+    :meth:`send` stay contiguous and in enqueue order, and only the flush task calls
+    the wrapped stream's ``send()``. Like every AnyIO stream it is not thread-safe:
+    from another thread, call it through :func:`anyio.from_thread.run_sync` or
+    :func:`anyio.from_thread.run`.
+
+    :param send_stream: the stream to write to: any
+        :class:`~anyio.abc.ByteSendStream` or ``ObjectSendStream[bytes]``
+    :param high_water: the high watermark in bytes (default 64 KiB)
+    :param low_water: the low watermark in bytes (default ``high_water // 4``)
+    :raises TypeError: if a watermark is not an :class:`int`
+    :raises ValueError: unless ``high_water >= 0`` and
+        ``0 <= low_water <= high_water``
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        send_stream: AnyByteSendStream,
+        *,
+        high_water: int = DEFAULT_HIGH_WATER,
+        low_water: int | None = None,
+    ) -> None:
+        #: the wrapped stream
+        self.send_stream = send_stream
+        # Only streams known to accept any bytes-like object get memoryview slices
+        # of large writes; a memory object stream would hand them to its receiver.
+        self._buffer = SendBuffer(
+            high_water,
+            low_water,
+            slice_large=isinstance(send_stream, (SocketStream, TLSStream)),
+        )
+        self._state = _NEW
+        self._task_group: TaskGroup | None = None
+        self._flush_scope = CancelScope()
+        self._flush_idle = False
+        self._wakeup: Event | None = None
+        self._resumed: Event | None = None
+        self._progress: Event | None = None
+        self._closed: Event | None = None
+        self._send_waiters: deque[Event] = deque()
+        self._tasks_waiting = 0
+        self._error: BaseException | None = None
+        self._error_reported = False
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} {self._state.value} "
+            f"buffered_bytes={self._buffer.buffered_bytes} "
+            f"send_stream={self.send_stream!r}>"
+        )
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._state is not _NEW:
+            raise RuntimeError(
+                f"this BufferedByteSendStream is {self._state.value}; "
+                f"a stream can be entered only once"
+            )
+
+        task_group = create_task_group()
+        await task_group.__aenter__()
+        self._task_group = task_group
+        self._closed = Event()
+        self._state = _OPEN
+        task_group.start_soon(self._flush_task, name=f"drainpipe flush {self!r}")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        assert self._task_group is not None
+        try:
+            if exc_val is None:
+                await self.aclose()
+            else:
+                self._close_now()
+                await aclose_forcefully(self.send_stream)
+        finally:
+            # The flush task has been cancelled and never raises, so the task group
+            # has nothing to wrap in an ExceptionGroup; shielding keeps an outer
+            # cancellation from turning this short wait into a second exception.
+            self._task_group.cancel_scope.shield = True
+            await self._task_group.__aexit__(None, None, None)
+
+    async def aclose(self) -> None:
+        """Flush everything, then close the wrapped stream. Idempotent.
+
+        If cancelled (for example by ``with anyio.move_on_after(5):``), the
+        remaining bytes are dropped and the wrapped stream is closed forcefully
+        before the cancellation propagates: a bounded close always ends closed.
+
+        :raises ~anyio.BrokenResourceError: if a failure of the wrapped stream has
+            not been reported by any earlier call (it is raised once)
+        """
+        state = self._state
+        if state is _CLOSED:
+            await checkpoint()
+            return
+
+        if state is _NEW:
+            self._state = _CLOSED
+            await self.send_stream.aclose()
+            return
+
+        assert self._closed is not None
+        if state is _CLOSING:
+            await self._closed.wait()
+            return
+
+        if state is _BROKEN:
+            self._close_now()
+            await aclose_forcefully(self.send_stream)
+            if not self._error_reported:
+                self._raise_unusable()
+
+            return
+
+        self._state = _CLOSING
+        try:
+            await self._wait_sent(self._buffer.bytes_written)
+        except BaseException:
+            self._close_now()
+            await aclose_forcefully(self.send_stream)
+            raise
+
+        self._close_now()
+        await self.send_stream.aclose()
+
+    def _close_now(self) -> None:
+        """Drop the buffer, stop the flush task and wake every waiter."""
+        if self._state is not _BROKEN:
+            self._buffer.drop()
+
+        self._state = _CLOSED
+        self._flush_scope.cancel()
+        self._wake_all()
+        if self._closed is not None:
+            self._closed.set()
+
+    # -- writing -----------------------------------------------------------------
+
+    def write(self, data: Buffer) -> None:
+        """Enqueue ``data`` and return at once; never blocks, never waits.
+
+        ``bytes`` is kept without a copy; mutable buffers (:class:`bytearray`,
+        :class:`memoryview`, :class:`array.array`, …) are copied at call time.
+        Empty data is a no-op. Call :meth:`drain` now and then to respect
+        back-pressure, or use :meth:`send`.
+
+        :raises TypeError: if ``data`` is not a bytes-like object (nothing is
+            enqueued)
+        :raises ~anyio.ClosedResourceError: after :meth:`aclose` or
+            :meth:`send_eof`
+        :raises ~anyio.BrokenResourceError: if the wrapped stream failed
+        :raises RuntimeError: if the stream has not been entered with
+            ``async with``
+        """
+        if self._state is not _OPEN:
+            self._raise_unusable()
+
+        if type(data) is not bytes:
+            data = _snapshot(data)
+
+        if data:
+            self._buffer.enqueue(data)
+            if self._flush_idle:
+                self._wake_flush_task()
+
+    def writelines(self, data: Iterable[Buffer]) -> None:
+        """Enqueue every item of ``data``, all or none; never blocks.
+
+        Every item is validated (and mutable buffers copied) before anything is
+        enqueued, so a bad item leaves the buffer as it was.
+
+        :raises TypeError: if an item is not a bytes-like object
+        :raises ~anyio.ClosedResourceError: after :meth:`aclose` or
+            :meth:`send_eof`
+        :raises ~anyio.BrokenResourceError: if the wrapped stream failed
+        :raises RuntimeError: if the stream has not been entered with
+            ``async with``
+        """
+        if self._state is not _OPEN:
+            self._raise_unusable()
+
+        chunks = [_snapshot(item) for item in data]
+        enqueue = self._buffer.enqueue
+        for chunk in chunks:
+            if chunk:
+                enqueue(chunk)
+
+        if self._flush_idle and self._buffer.has_queued:
+            self._wake_flush_task()
+
+    def send_nowait(self, item: Buffer) -> None:
+        """Enqueue ``item`` if the stream is not paused, else raise
+        :exc:`~anyio.WouldBlock` and enqueue nothing.
+
+        Like a memory object stream's ``send_nowait()`` whose capacity is
+        :attr:`high_water`: the tool for broadcasters that skip or evict a slow
+        peer. It also refuses while tasks are waiting in :meth:`send`, so it never
+        overtakes them.
+
+        :raises ~anyio.WouldBlock: if the stream is paused
+        :raises TypeError: if ``item`` is not a bytes-like object
+        :raises ~anyio.ClosedResourceError: after :meth:`aclose` or
+            :meth:`send_eof`
+        :raises ~anyio.BrokenResourceError: if the wrapped stream failed
+        :raises RuntimeError: if the stream has not been entered with
+            ``async with``
+        """
+        if self._state is not _OPEN:
+            self._raise_unusable()
+
+        if type(item) is not bytes:
+            item = _snapshot(item)
+
+        if item:
+            if self._buffer.paused or self._send_waiters:
+                raise WouldBlock
+
+            self._buffer.enqueue(item)
+            if self._flush_idle:
+                self._wake_flush_task()
+
+    async def send(self, item: Buffer) -> None:
+        """Wait while the stream is paused, then enqueue ``item``.
+
+        Returns without yielding to the event loop when the stream is not paused.
+        Waiting senders are served first come, first served, and a later
+        :meth:`send` never overtakes a waiting one.
+
+        If cancelled while waiting, nothing was enqueued: retrying is safe.
+
+        :raises TypeError: if ``item`` is not a bytes-like object
+        :raises ~anyio.ClosedResourceError: after :meth:`aclose` or
+            :meth:`send_eof`, also when it happens while waiting
+        :raises ~anyio.BrokenResourceError: if the wrapped stream failed, also
+            while waiting
+        :raises RuntimeError: if the stream has not been entered with
+            ``async with``
+        """
+        if self._state is not _OPEN:
+            self._raise_unusable()
+
+        if type(item) is not bytes:
+            item = _snapshot(item)
+
+        if not item:
+            return
+
+        buffer = self._buffer
+        if buffer.paused or self._send_waiters:
+            await self._wait_for_turn()
+            buffer.enqueue(item)
+            self._wake_next_sender()
+        else:
+            buffer.enqueue(item)
+
+        if self._flush_idle:
+            self._wake_flush_task()
+
+    async def _wait_for_turn(self) -> None:
+        """Wait, in first-come order, until this sender may enqueue."""
+        waiters = self._send_waiters
+        turn = Event()
+        waiters.append(turn)
+        self._tasks_waiting += 1
+        try:
+            while True:
+                await turn.wait()
+                if self._state is not _OPEN:
+                    self._raise_unusable()
+
+                if not self._buffer.paused:
+                    break
+
+                # A write() paused the stream again before this task ran: keep the
+                # place at the head of the line and wait for the next resume.
+                turn = Event()
+                waiters[0] = turn
+        except BaseException:
+            if turn in waiters:
+                waiters.remove(turn)
+                self._wake_next_sender()
+
+            raise
+        finally:
+            self._tasks_waiting -= 1
+
+        waiters.popleft()
+
+    def _wake_next_sender(self) -> None:
+        if self._send_waiters and not self._buffer.paused:
+            self._send_waiters[0].set()
+
+    # -- waiting -----------------------------------------------------------------
+
+    async def drain(self) -> None:
+        """Return at once if the stream is not paused; otherwise wait until the
+        buffer falls to :attr:`low_water`.
+
+        Like asyncio's ``StreamWriter.drain()``, this does not yield to the event
+        loop when the stream is not paused. Cancelling it has no other effect.
+
+        :raises ~anyio.ClosedResourceError: if the stream is closed, also while
+            waiting
+        :raises ~anyio.BrokenResourceError: if the wrapped stream failed, also
+            while waiting
+        :raises RuntimeError: if the stream has not been entered with
+            ``async with``
+        """
+        if self._state is not _OPEN and self._state is not _EOF:
+            self._raise_unusable()
+
+        if not self._buffer.paused:
+            return
+
+        if self._resumed is None:
+            self._resumed = Event()
+
+        resumed = self._resumed
+        self._tasks_waiting += 1
+        try:
+            await resumed.wait()
+        finally:
+            self._tasks_waiting -= 1
+
+        if self._state is not _OPEN and self._state is not _EOF:
+            self._raise_unusable()
+
+    async def flush(self) -> None:
+        """Wait until every byte enqueued before this call has been accepted by the
+        wrapped stream's ``send()``.
+
+        "Accepted by the wrapped stream" is not "delivered to the peer": a socket
+        stream's ``send()`` returns once the kernel has the bytes. Always yields to
+        the event loop. Cancelling it has no other effect: the bytes stay queued.
+
+        :raises ~anyio.ClosedResourceError: if the stream is closed, also while
+            waiting
+        :raises ~anyio.BrokenResourceError: if the wrapped stream failed, also
+            while waiting
+        :raises RuntimeError: if the stream has not been entered with
+            ``async with``
+        """
+        if self._state is not _OPEN and self._state is not _EOF:
+            self._raise_unusable()
+
+        target = self._buffer.bytes_written
+        await checkpoint()
+        await self._wait_sent(target)
+
+    async def _wait_sent(self, target: int) -> None:
+        """Wait until ``bytes_sent`` reaches ``target``."""
+        buffer = self._buffer
+        while True:
+            if self._state is _BROKEN or self._state is _CLOSED:
+                self._raise_unusable()
+
+            if buffer.bytes_sent >= target:
+                return
+
+            if self._progress is None:
+                self._progress = Event()
+
+            progress = self._progress
+            self._tasks_waiting += 1
+            try:
+                await progress.wait()
+            finally:
+                self._tasks_waiting -= 1
+
+    async def send_eof(self) -> None:
+        """Flush everything, then half-close the wrapped stream (its
+        ``send_eof()``); later writes raise :exc:`~anyio.ClosedResourceError`.
+
+        If cancelled while flushing, the stream stays open and nothing is lost.
+
+        :raises NotImplementedError: if the wrapped stream cannot half-close (it has
+            no ``send_eof()``, or it is a TLS stream); the stream stays usable
+        :raises ~anyio.ClosedResourceError: if the stream is closed or already
+            half-closed
+        :raises ~anyio.BrokenResourceError: if the wrapped stream failed
+        :raises RuntimeError: if the stream has not been entered with
+            ``async with``
+        """
+        if self._state is not _OPEN:
+            self._raise_unusable()
+
+        half_close: Callable[[], Any] | None = getattr(
+            self.send_stream, "send_eof", None
+        )
+        if half_close is None:
+            raise NotImplementedError(
+                f"{type(self.send_stream).__name__} has no send_eof(): "
+                f"it cannot be half-closed"
+            )
+
+        await checkpoint()
+        buffer = self._buffer
+        while buffer.bytes_sent < buffer.bytes_written:
+            await self._wait_sent(buffer.bytes_written)
+
+        if self._state is not _OPEN:
+            self._raise_unusable()
+
+        self._state = _EOF
+        try:
+            await half_close()
+        except NotImplementedError:
+            if self._state is _EOF:
+                self._state = _OPEN
+
+            raise
+
+    # -- the flush task ----------------------------------------------------------
+
+    async def _flush_task(self) -> None:
+        buffer = self._buffer
+        send = self.send_stream.send
+        with self._flush_scope:
+            try:
+                while True:
+                    piece = buffer.take()
+                    if piece is None:
+                        self._wakeup = Event()
+                        self._flush_idle = True
+                        await self._wakeup.wait()
+                        continue
+
+                    await send(piece)  # type: ignore[arg-type]
+                    if self._state is _CLOSED:
+                        return  # closed forcefully while the piece was in flight
+
+                    if buffer.mark_sent(len(piece)):
+                        self._on_resume()
+
+                    if self._progress is not None:
+                        self._progress.set()
+                        self._progress = None
+            except Exception as exc:
+                self._fail(exc)
+
+    def _wake_flush_task(self) -> None:
+        assert self._wakeup is not None
+        self._flush_idle = False
+        self._wakeup.set()
+
+    def _on_resume(self) -> None:
+        if self._resumed is not None:
+            self._resumed.set()
+            self._resumed = None
+
+        self._wake_next_sender()
+
+    def _fail(self, exc: Exception) -> None:
+        if self._state is _CLOSED:
+            return  # we closed the wrapped stream under the flush task ourselves
+
+        self._error = exc
+        self._state = _BROKEN
+        self._buffer.drop()
+        self._wake_all()
+
+    def _wake_all(self) -> None:
+        if self._resumed is not None:
+            self._resumed.set()
+            self._resumed = None
+
+        if self._progress is not None:
+            self._progress.set()
+            self._progress = None
+
+        for turn in self._send_waiters:
+            turn.set()
+
+    def _raise_unusable(self) -> NoReturn:
+        state = self._state
+        if state is _BROKEN:
+            self._error_reported = True
+            raise BrokenResourceError(
+                f"the wrapped stream failed: {self._error!r}"
+            ) from self._error
+
+        if state is _NEW:
+            raise RuntimeError(
+                "this BufferedByteSendStream has not been started: "
+                "use it inside 'async with BufferedByteSendStream(...) as stream:'"
+            )
+
+        raise ClosedResourceError
+
+    # -- introspection -----------------------------------------------------------
+
+    @property
+    def high_water(self) -> int:
+        """The high watermark in bytes."""
+        return self._buffer.high_water
+
+    @property
+    def low_water(self) -> int:
+        """The low watermark in bytes."""
+        return self._buffer.low_water
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes accepted by ``write()``/``send()`` but not yet accepted by the
+        wrapped stream's ``send()`` (a piece in flight still counts)."""
+        return self._buffer.buffered_bytes
+
+    @property
+    def paused(self) -> bool:
+        """Whether :meth:`send` and :meth:`drain` would wait."""
+        return self._buffer.paused
+
+    def set_water_marks(self, high_water: int, low_water: int | None = None) -> None:
+        """Change the watermarks at run time (``low_water`` defaults to
+        ``high_water // 4``).
+
+        Afterwards the stream is paused if :attr:`buffered_bytes` is above
+        ``high_water``, not paused (waking the waiters) if it is at or below
+        ``low_water``, and otherwise unchanged.
+
+        :raises TypeError: if a watermark is not an :class:`int`
+        :raises ValueError: unless ``high_water >= 0`` and
+            ``0 <= low_water <= high_water``
+        """
+        if self._buffer.set_water_marks(high_water, low_water):
+            self._on_resume()
+
+    def statistics(self) -> BufferStatistics:
+        """Return a snapshot of the buffer's counters and state."""
+        buffer = self._buffer
+        return BufferStatistics(
+            buffered_bytes=buffer.buffered_bytes,
+            high_water=buffer.high_water,
+            low_water=buffer.low_water,
+            paused=buffer.paused,
+            bytes_written=buffer.bytes_written,
+            bytes_sent=buffer.bytes_sent,
+            send_calls=buffer.send_calls,
+            tasks_waiting=self._tasks_waiting,
+        )
+
+    @property
+    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+        return self.send_stream.extra_attributes
