@@ -243,7 +243,7 @@ class BufferedByteSendStream(ByteSendStream):
             self._close_now()
             await aclose_forcefully(self.send_stream)
             if not self._error_reported:
-                self._raise_unusable()
+                self._raise_broken()
 
             return
 
@@ -606,13 +606,16 @@ class BufferedByteSendStream(ByteSendStream):
         for turn in self._send_waiters:
             turn.set()
 
+    def _raise_broken(self) -> NoReturn:
+        self._error_reported = True
+        raise BrokenResourceError(
+            f"the wrapped stream failed: {self._error!r}"
+        ) from self._error
+
     def _raise_unusable(self) -> NoReturn:
         state = self._state
         if state is _BROKEN:
-            self._error_reported = True
-            raise BrokenResourceError(
-                f"the wrapped stream failed: {self._error!r}"
-            ) from self._error
+            self._raise_broken()
 
         if state is _NEW:
             raise RuntimeError(

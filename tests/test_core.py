@@ -1,0 +1,191 @@
+"""The synchronous core, driven directly: no event loop, no I/O."""
+
+from __future__ import annotations
+
+import pytest
+
+from drainpipe._core import LARGE_CHUNK, MAX_PIECE, SendBuffer, water_marks
+
+
+def drain_all(buffer: SendBuffer) -> list[bytes]:
+    """Take and mark sent every piece; return them as bytes."""
+    pieces = []
+    while (piece := buffer.take()) is not None:
+        buffer.mark_sent(len(piece))
+        pieces.append(bytes(piece))
+    return pieces
+
+
+def test_defaults_match_asyncio() -> None:
+    buffer = SendBuffer()
+    assert (buffer.high_water, buffer.low_water) == (65536, 16384)
+
+
+@pytest.mark.parametrize(
+    ("high", "low", "message"),
+    [
+        (-1, None, "high_water must be >= 0, got -1"),
+        (10, 11, "low_water=11, high_water=10"),
+        (10, -1, "low_water=-1, high_water=10"),
+    ],
+)
+def test_bad_water_marks_raise_value_error_naming_them(
+    high: int, low: int | None, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        SendBuffer(high, low)
+
+
+@pytest.mark.parametrize(
+    ("high", "low"), [(1.5, None), ("10", None), (10, 2.0), (True, None), (10, False)]
+)
+def test_non_integer_water_marks_raise_type_error(high: object, low: object) -> None:
+    with pytest.raises(TypeError, match="must be an int"):
+        water_marks(high, low)
+
+
+def test_zero_water_marks_are_allowed() -> None:
+    buffer = SendBuffer(0, 0)
+    buffer.enqueue(b"x")
+    assert buffer.paused
+    buffer.mark_sent(len(buffer.take() or b""))
+    assert not buffer.paused
+
+
+def test_pause_only_above_high_water() -> None:
+    buffer = SendBuffer(10, 2)
+    buffer.enqueue(b"x" * 10)
+    assert not buffer.paused
+    buffer.enqueue(b"y")
+    assert buffer.paused
+
+
+def test_pause_ends_only_at_low_water() -> None:
+    buffer = SendBuffer(10, 4)
+    for _ in range(6):
+        buffer.enqueue(b"zz")
+    assert buffer.paused
+    piece = buffer.take()
+    assert piece == b"z" * 12
+    # A piece in flight still counts, so nothing has changed yet.
+    assert buffer.buffered_bytes == 12
+    assert buffer.paused
+    buffer.enqueue(b"tail!")
+    assert buffer.mark_sent(12) is False  # 5 left: below high, above low
+    assert buffer.paused
+    assert buffer.take() == b"tail!"
+    assert buffer.mark_sent(5) is True  # reported once, when the pause ends
+    assert not buffer.paused
+
+
+def test_counters_track_written_and_sent() -> None:
+    buffer = SendBuffer()
+    buffer.enqueue(b"abc")
+    buffer.enqueue(b"de")
+    assert (buffer.bytes_written, buffer.bytes_sent, buffer.buffered_bytes) == (5, 0, 5)
+    assert drain_all(buffer) == [b"abcde"]
+    assert (buffer.bytes_written, buffer.bytes_sent, buffer.buffered_bytes) == (5, 5, 0)
+    assert buffer.send_calls == 1
+
+
+def test_take_on_empty_queue_returns_none() -> None:
+    buffer = SendBuffer()
+    assert buffer.take() is None
+    assert not buffer.has_queued
+
+
+def test_small_chunks_are_coalesced_up_to_max_piece() -> None:
+    buffer = SendBuffer(10 * MAX_PIECE)
+    chunk = b"m" * 100
+    count = 3 * MAX_PIECE // 100
+    for _ in range(count):
+        buffer.enqueue(chunk)
+    pieces = drain_all(buffer)
+    assert all(len(piece) <= MAX_PIECE for piece in pieces)
+    assert len(pieces) == 3 or len(pieces) == 4
+    assert b"".join(pieces) == chunk * count
+
+
+def test_large_chunk_is_passed_through_without_copy() -> None:
+    buffer = SendBuffer()
+    large = b"L" * LARGE_CHUNK
+    buffer.enqueue(b"small")
+    buffer.enqueue(large)
+    buffer.enqueue(b"tail")
+    assert buffer.take() == b"small"
+    assert buffer.take() is large
+    assert buffer.take() == b"tail"
+
+
+def test_huge_chunk_is_sliced_without_copy_when_allowed() -> None:
+    buffer = SendBuffer(slice_large=True)
+    huge = bytes(range(256)) * (MAX_PIECE * 2 // 256 + 10)
+    buffer.enqueue(huge)
+    first = buffer.take()
+    assert isinstance(first, memoryview)
+    assert first.obj is huge
+    assert len(first) == MAX_PIECE
+    buffer.mark_sent(len(first))
+    rest = drain_all(buffer)
+    assert bytes(first) + b"".join(rest) == huge
+    assert all(len(piece) <= MAX_PIECE for piece in rest)
+
+
+def test_huge_chunk_goes_whole_when_slicing_is_not_allowed() -> None:
+    buffer = SendBuffer()
+    huge = b"h" * (MAX_PIECE + 1)
+    buffer.enqueue(huge)
+    assert buffer.take() is huge
+
+
+def test_order_is_kept_across_coalesced_and_large_pieces() -> None:
+    buffer = SendBuffer(slice_large=True)
+    chunks = [bytes([n % 256]) * size for n, size in enumerate([5, 70_000, 3, 9, 600_000, 1])]
+    for chunk in chunks:
+        buffer.enqueue(chunk)
+    assert b"".join(drain_all(buffer)) == b"".join(chunks)
+
+
+def test_set_water_marks_pauses_when_above_new_high() -> None:
+    buffer = SendBuffer(100)
+    buffer.enqueue(b"x" * 50)
+    assert buffer.set_water_marks(40, 10) is False
+    assert buffer.paused
+
+
+def test_set_water_marks_resumes_when_at_or_below_new_low() -> None:
+    buffer = SendBuffer(10, 2)
+    buffer.enqueue(b"x" * 20)
+    assert buffer.set_water_marks(100, 20) is True
+    assert not buffer.paused
+
+
+def test_set_water_marks_between_marks_leaves_state_unchanged() -> None:
+    buffer = SendBuffer(10, 2)
+    buffer.enqueue(b"x" * 20)
+    assert buffer.set_water_marks(30, 10) is False
+    assert buffer.paused
+    unpaused = SendBuffer(100, 2)
+    unpaused.enqueue(b"x" * 20)
+    assert unpaused.set_water_marks(30, 10) is False
+    assert not unpaused.paused
+
+
+def test_set_water_marks_validates_before_changing() -> None:
+    buffer = SendBuffer(10, 2)
+    with pytest.raises(ValueError, match="low_water=20, high_water=10"):
+        buffer.set_water_marks(10, 20)
+    assert (buffer.high_water, buffer.low_water) == (10, 2)
+
+
+def test_drop_discards_everything_and_ends_the_pause() -> None:
+    buffer = SendBuffer(1)
+    buffer.enqueue(b"abc")
+    assert buffer.drop() == 3
+    assert (buffer.buffered_bytes, buffer.paused, buffer.take()) == (0, False, None)
+
+
+def test_repr_names_the_state() -> None:
+    assert "buffered_bytes=0 high_water=65536 low_water=16384 paused=False" in repr(
+        SendBuffer()
+    )

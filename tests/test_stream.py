@@ -1,0 +1,896 @@
+"""BufferedByteSendStream's contract, over the scripted stream and memory streams."""
+
+from __future__ import annotations
+
+import array
+import sys
+from typing import Any
+
+import anyio
+import pytest
+from anyio import (
+    BrokenResourceError,
+    ClosedResourceError,
+    WouldBlock,
+    create_memory_object_stream,
+    create_task_group,
+    fail_after,
+    move_on_after,
+    wait_all_tasks_blocked,
+)
+from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream
+from anyio.streams.stapled import StapledObjectStream
+
+from drainpipe import BufferedByteSendStream, BufferStatistics
+from drainpipe.testing import ScriptedSendStream, buffered_scripted_stream
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
+
+pytestmark = pytest.mark.anyio
+
+
+class Boom(Exception):
+    pass
+
+
+# -- construction -------------------------------------------------------------
+
+
+async def test_defaults_and_send_stream_attribute() -> None:
+    wire = ScriptedSendStream()
+    out = BufferedByteSendStream(wire)
+    assert out.send_stream is wire
+    assert (out.high_water, out.low_water) == (65536, 16384)
+    assert (out.buffered_bytes, out.paused) == (0, False)
+
+
+async def test_low_water_defaults_to_a_quarter_of_high_water() -> None:
+    out = BufferedByteSendStream(ScriptedSendStream(), high_water=1000)
+    assert out.low_water == 250
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exception", "match"),
+    [
+        ({"high_water": -5}, ValueError, "-5"),
+        ({"high_water": 10, "low_water": 20}, ValueError, "low_water=20, high_water=10"),
+        ({"high_water": 10, "low_water": -1}, ValueError, "low_water=-1"),
+        ({"high_water": 1.0}, TypeError, "high_water must be an int, not float"),
+        ({"high_water": "10"}, TypeError, "not str"),
+        ({"low_water": 3.5}, TypeError, "low_water must be an int, not float"),
+    ],
+)
+async def test_bad_water_marks_are_refused(
+    kwargs: dict[str, Any], exception: type[Exception], match: str
+) -> None:
+    with pytest.raises(exception, match=match):
+        BufferedByteSendStream(ScriptedSendStream(), **kwargs)
+
+
+# -- lifecycle ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda out: out.write(b"x"),
+        lambda out: out.writelines([b"x"]),
+        lambda out: out.send_nowait(b"x"),
+    ],
+)
+async def test_sync_use_before_entering_says_to_use_async_with(call: Any) -> None:
+    out = BufferedByteSendStream(ScriptedSendStream())
+    with pytest.raises(RuntimeError, match="async with"):
+        call(out)
+
+
+@pytest.mark.parametrize("method", ["send", "drain", "flush", "send_eof"])
+async def test_async_use_before_entering_says_to_use_async_with(method: str) -> None:
+    out = BufferedByteSendStream(ScriptedSendStream())
+    args = (b"x",) if method == "send" else ()
+    with pytest.raises(RuntimeError, match="async with"):
+        await getattr(out, method)(*args)
+
+
+async def test_entering_twice_is_refused() -> None:
+    async with buffered_scripted_stream() as (out, _):
+        with pytest.raises(RuntimeError, match="entered only once"):
+            await out.__aenter__()
+
+
+async def test_entering_after_close_is_refused() -> None:
+    out = BufferedByteSendStream(ScriptedSendStream())
+    async with out:
+        pass
+    with pytest.raises(RuntimeError, match="closed"):
+        async with out:
+            pass
+
+
+async def test_aclose_before_entering_closes_the_wrapped_stream() -> None:
+    wire = ScriptedSendStream()
+    out = BufferedByteSendStream(wire)
+    await out.aclose()
+    assert wire.closed
+    with pytest.raises(ClosedResourceError):
+        out.write(b"x")
+
+
+async def test_normal_exit_flushes_and_closes() -> None:
+    wire = ScriptedSendStream()
+    async with BufferedByteSendStream(wire) as out:
+        out.write(b"hello ")
+        out.write(b"world")
+    assert wire.data == b"hello world"
+    assert wire.closed
+
+
+async def test_exit_by_exception_drops_buffer_and_closes_forcefully() -> None:
+    wire = ScriptedSendStream()
+    wire.block()
+    with pytest.raises(Boom) as caught:
+        async with BufferedByteSendStream(wire) as out:
+            out.write(b"never sent")
+            raise Boom("body failed")
+    assert type(caught.value) is Boom  # unchanged, not in an ExceptionGroup
+    assert str(caught.value) == "body failed"
+    assert wire.closed
+    assert wire.data == b""
+    assert out.buffered_bytes == 0
+
+
+async def test_exit_by_cancellation_propagates_and_does_not_hang() -> None:
+    wire = ScriptedSendStream()
+    wire.block()  # the peer never reads
+    with fail_after(5):
+        with move_on_after(0.05) as scope:
+            async with BufferedByteSendStream(wire, high_water=10) as out:
+                await out.send(b"x" * 100)
+                await out.send(b"y" * 100)  # waits forever: paused
+        assert scope.cancelled_caught
+    assert wire.closed
+
+
+async def test_exception_in_body_is_never_wrapped_in_exception_group() -> None:
+    wire = ScriptedSendStream()
+    try:
+        async with BufferedByteSendStream(wire) as out:
+            out.write(b"x")
+            await anyio.sleep(0)
+            raise KeyError("k")
+    except BaseExceptionGroup:  # pragma: no cover - the bug this test guards
+        pytest.fail("the body's exception was wrapped in an ExceptionGroup")
+    except KeyError as exc:
+        assert exc.args == ("k",)
+
+
+async def test_aclose_is_idempotent() -> None:
+    wire = ScriptedSendStream()
+    async with BufferedByteSendStream(wire) as out:
+        out.write(b"a")
+        await out.aclose()
+        await out.aclose()
+        assert wire.data == b"a"
+        assert wire.closed
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda out: out.write(b"x"),
+        lambda out: out.write(b""),
+        lambda out: out.writelines([]),
+        lambda out: out.send_nowait(b"x"),
+    ],
+)
+async def test_sync_use_after_close_raises_closed(call: Any) -> None:
+    async with buffered_scripted_stream() as (out, _):
+        await out.aclose()
+        with pytest.raises(ClosedResourceError):
+            call(out)
+
+
+@pytest.mark.parametrize("method", ["send", "drain", "flush", "send_eof"])
+async def test_async_use_after_close_raises_closed(method: str) -> None:
+    async with buffered_scripted_stream() as (out, _):
+        await out.aclose()
+        args = (b"x",) if method == "send" else ()
+        with pytest.raises(ClosedResourceError):
+            await getattr(out, method)(*args)
+
+
+async def test_aclose_cancelled_drops_rest_and_closes_forcefully() -> None:
+    async with buffered_scripted_stream() as (out, wire):
+        wire.block()
+        out.write(b"stuck")
+        with fail_after(5), move_on_after(0.05) as scope:
+            await out.aclose()
+        assert scope.cancelled_caught
+        assert wire.closed
+        assert out.buffered_bytes == 0
+        with pytest.raises(ClosedResourceError):
+            out.write(b"more")
+
+
+async def test_concurrent_aclose_waits_for_the_first() -> None:
+    async with buffered_scripted_stream() as (out, wire):
+        wire.block()
+        out.write(b"data")
+        finished: list[str] = []
+
+        async def close(name: str) -> None:
+            await out.aclose()
+            finished.append(name)
+
+        async with create_task_group() as tg:
+            tg.start_soon(close, "first")
+            await wait_all_tasks_blocked()
+            tg.start_soon(close, "second")
+            await wait_all_tasks_blocked()
+            assert finished == []
+            wire.unblock()
+        assert sorted(finished) == ["first", "second"]
+        assert wire.data == b"data"
+        assert wire.closed
+
+
+# -- write --------------------------------------------------------------------
+
+
+async def test_write_never_waits_even_when_far_above_high_water() -> None:
+    async with buffered_scripted_stream(high_water=10) as (out, wire):
+        wire.block()
+        for _ in range(1000):
+            out.write(b"0123456789")
+        assert out.buffered_bytes == 10_000
+        assert out.paused
+        wire.unblock()
+
+
+async def test_lone_small_write_reaches_wrapped_stream_promptly() -> None:
+    async with buffered_scripted_stream() as (out, wire):
+        await wait_all_tasks_blocked()  # the flush task is idle
+        out.write(b"ping")
+        await wait_all_tasks_blocked()
+        assert wire.pieces == [b"ping"]
+
+
+async def test_write_keeps_bytes_without_copying() -> None:
+    large = b"B" * (100 * 1024)
+    seen: list[object] = []
+
+    class Spy(ScriptedSendStream):
+        async def send(self, item: Any) -> None:
+            seen.append(item)
+            await super().send(item)
+
+    wire = Spy()
+    async with BufferedByteSendStream(wire) as out:
+        out.write(large)
+    assert len(seen) == 1
+    assert seen[0] is large
+
+
+@pytest.mark.parametrize(
+    "make",
+    [bytearray, memoryview, lambda data: array.array("B", data)],
+    ids=["bytearray", "memoryview", "array"],
+)
+async def test_write_snapshots_mutable_buffers(make: Any) -> None:
+    source = bytearray(b"original")
+    data = make(source) if make is memoryview else make(bytes(source))
+    async with buffered_scripted_stream() as (out, wire):
+        wire.block()
+        out.write(data)
+        if make is memoryview:
+            source[:] = b"CHANGED!"
+        else:
+            data[0:8] = make(b"CHANGED!")
+        wire.unblock()
+    assert wire.data == b"original"
+
+
+async def test_write_accepts_non_byte_item_buffers() -> None:
+    data = array.array("I", [1, 2, 3])
+    async with buffered_scripted_stream() as (out, wire):
+        out.write(data)
+    assert wire.data == data.tobytes()
+    assert out.statistics().bytes_written == 12
+
+
+async def test_write_accepts_non_contiguous_memoryview() -> None:
+    data = memoryview(b"abcdefgh")[::2]
+    async with buffered_scripted_stream() as (out, wire):
+        out.write(data)
+    assert wire.data == b"aceg"
+
+
+@pytest.mark.parametrize(
+    ("bad", "name"),
+    [("text", "str"), (5, "int"), (None, "NoneType"), (1.5, "float"), ([1, 2], "list")],
+)
+async def test_write_refuses_non_buffers_and_stays_usable(bad: Any, name: str) -> None:
+    async with buffered_scripted_stream() as (out, wire):
+        with pytest.raises(TypeError, match=f"not {name}"):
+            out.write(bad)
+        with pytest.raises(TypeError, match=f"not {name}"):
+            out.send_nowait(bad)
+        with pytest.raises(TypeError, match=f"not {name}"):
+            await out.send(bad)
+        assert out.statistics().bytes_written == 0
+        out.write(b"still fine")
+    assert wire.data == b"still fine"
+
+
+async def test_empty_write_is_a_no_op() -> None:
+    async with buffered_scripted_stream() as (out, wire):
+        out.write(b"")
+        out.send_nowait(b"")
+        await out.send(b"")
+        await out.flush()
+        assert out.statistics().bytes_written == 0
+    assert wire.pieces == []
+
+
+async def test_writelines_is_all_or_nothing() -> None:
+    async with buffered_scripted_stream() as (out, wire):
+        with pytest.raises(TypeError, match="not str"):
+            out.writelines([b"good", bytearray(b"also good"), "bad"])  # type: ignore[list-item]
+        assert out.buffered_bytes == 0
+        out.writelines(iter([b"a", b"", bytearray(b"b"), memoryview(b"c")]))
+    assert wire.data == b"abc"
+
+
+async def test_writelines_wakes_the_flush_task() -> None:
+    async with buffered_scripted_stream() as (out, wire):
+        await wait_all_tasks_blocked()
+        out.writelines([b"x", b"y"])
+        await wait_all_tasks_blocked()
+        assert wire.data == b"xy"
+
+
+# -- paused / hysteresis --------------------------------------------------------
+
+
+async def test_paused_follows_hysteresis() -> None:
+    async with buffered_scripted_stream(high_water=100, low_water=20) as (out, wire):
+        wire.block()
+        await wait_all_tasks_blocked()
+        for _ in range(5):
+            out.write(b"x" * 30)  # the first is taken at once by the flush task...
+            await wait_all_tasks_blocked()  # ... and sits in the blocked send()
+        assert out.buffered_bytes == 150
+        assert out.paused
+        wire.allow(1)  # the 30 in flight: 120 left, still above low
+        await wait_all_tasks_blocked()
+        assert out.buffered_bytes == 120
+        assert out.paused
+        wire.allow(1)  # the remaining 120 coalesced in one piece
+        await wait_all_tasks_blocked()
+        assert out.buffered_bytes == 0
+        assert not out.paused
+        wire.unblock()
+
+
+# -- send_nowait ------------------------------------------------------------------
+
+
+async def test_send_nowait_raises_would_block_when_paused() -> None:
+    async with buffered_scripted_stream(high_water=10) as (out, wire):
+        wire.block()
+        out.send_nowait(b"x" * 11)
+        assert out.paused
+        with pytest.raises(WouldBlock):
+            out.send_nowait(b"y")
+        assert out.statistics().bytes_written == 11
+        wire.unblock()
+        await out.flush()
+        out.send_nowait(b"z")
+    assert wire.data == b"x" * 11 + b"z"
+
+
+async def test_send_nowait_does_not_overtake_waiting_senders() -> None:
+    async with buffered_scripted_stream(high_water=10, low_water=0) as (out, wire):
+        wire.block()
+        out.write(b"x" * 11)
+        async with create_task_group() as tg:
+            tg.start_soon(out.send, b"waiting")
+            await wait_all_tasks_blocked()
+            wire.allow(1)
+            await wait_all_tasks_blocked()
+            # The sender has been let through; the line is empty again...
+            out.send_nowait(b"after")
+            wire.unblock()
+    assert wire.data == b"x" * 11 + b"waitingafter"
+
+
+# -- send ----------------------------------------------------------------------------
+
+
+async def test_send_and_drain_do_not_yield_when_not_paused() -> None:
+    ran = False
+
+    async def other() -> None:
+        nonlocal ran
+        ran = True
+
+    async with buffered_scripted_stream() as (out, _):
+        await wait_all_tasks_blocked()
+        async with create_task_group() as tg:
+            tg.start_soon(other)
+            for _ in range(100):
+                await out.send(b"x")
+                await out.drain()
+            assert not ran  # no checkpoint was taken
+        assert ran
+
+
+@pytest.mark.parametrize("method", ["flush", "send_eof", "aclose"])
+async def test_flush_send_eof_and_aclose_always_checkpoint(method: str) -> None:
+    # A checkpoint is a cancellation point: an empty flush still sees the cancel.
+    async with buffered_scripted_stream() as (out, _):
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await getattr(out, method)()
+        assert scope.cancelled_caught
+
+
+async def test_send_waits_while_paused() -> None:
+    async with buffered_scripted_stream(high_water=10, low_water=5) as (out, wire):
+        wire.block()
+        await out.send(b"x" * 11)
+        assert out.paused
+        done = False
+
+        async def sender() -> None:
+            nonlocal done
+            await out.send(b"second")
+            done = True
+
+        async with create_task_group() as tg:
+            tg.start_soon(sender)
+            await wait_all_tasks_blocked()
+            assert not done
+            assert out.statistics().tasks_waiting == 1
+            wire.unblock()
+        assert done
+    assert wire.data == b"x" * 11 + b"second"
+
+
+async def test_cancelled_send_enqueues_nothing() -> None:
+    async with buffered_scripted_stream(high_water=10) as (out, wire):
+        wire.block()
+        await out.send(b"x" * 11)
+        with move_on_after(0.01) as scope:
+            await out.send(b"cancelled")
+        assert scope.cancelled_caught
+        assert out.statistics().bytes_written == 11
+        assert out.statistics().tasks_waiting == 0
+        wire.unblock()
+        await out.send(b"retried")
+    assert wire.data == b"x" * 11 + b"retried"
+
+
+async def test_blocked_senders_are_served_in_fifo_order() -> None:
+    async with buffered_scripted_stream(high_water=10, low_water=0) as (out, wire):
+        wire.block()
+        out.write(b"." * 11)
+        async with create_task_group() as tg:
+            for index in range(5):
+                tg.start_soon(out.send, b"%d" % index)
+                await wait_all_tasks_blocked()
+            assert out.statistics().tasks_waiting == 5
+            wire.unblock()
+    assert wire.data == b"." * 11 + b"01234"
+
+
+async def test_cancelled_waiting_sender_passes_its_turn() -> None:
+    async with buffered_scripted_stream(high_water=10, low_water=0) as (out, wire):
+        wire.block()
+        out.write(b"." * 11)
+        async with create_task_group() as tg:
+
+            async def cancelled_sender(
+                *, task_status: TaskStatus[anyio.CancelScope]
+            ) -> None:
+                with anyio.CancelScope() as scope:
+                    task_status.started(scope)
+                    await out.send(b"X")
+
+            tg.start_soon(out.send, b"a")
+            await wait_all_tasks_blocked()
+            scope = await tg.start(cancelled_sender)
+            await wait_all_tasks_blocked()
+            tg.start_soon(out.send, b"b")
+            await wait_all_tasks_blocked()
+            scope.cancel()
+            await wait_all_tasks_blocked()
+            wire.unblock()
+    assert wire.data == b"." * 11 + b"ab"
+
+
+async def test_later_send_does_not_overtake_a_woken_sender() -> None:
+    async with buffered_scripted_stream(high_water=10, low_water=0) as (out, wire):
+        wire.block()
+        out.write(b"." * 11)
+        async with create_task_group() as tg:
+            tg.start_soon(out.send, b"first")
+            await wait_all_tasks_blocked()
+            out.set_water_marks(100)  # wakes "first", which has not run yet
+            await out.send(b"second")  # must queue behind it
+            wire.unblock()
+    assert wire.data == b"." * 11 + b"firstsecond"
+
+
+async def test_woken_sender_waits_again_if_paused_before_it_ran() -> None:
+    async with buffered_scripted_stream(high_water=10, low_water=0) as (out, wire):
+        wire.block()
+        out.write(b"." * 11)
+        async with create_task_group() as tg:
+            tg.start_soon(out.send, b"S")
+            await wait_all_tasks_blocked()
+            out.set_water_marks(100, 50)  # resume: the sender is woken...
+            out.write(b"!" * 200)  # ...but the stream is paused again first
+            await wait_all_tasks_blocked()
+            assert out.statistics().tasks_waiting == 1
+            wire.unblock()
+    assert wire.data == b"." * 11 + b"!" * 200 + b"S"
+
+
+# -- drain ---------------------------------------------------------------------------
+
+
+async def test_drain_waits_until_low_water() -> None:
+    async with buffered_scripted_stream(high_water=10, low_water=0) as (out, wire):
+        wire.block()
+        await wait_all_tasks_blocked()
+        out.write(b"x" * 11)
+        drained = False
+
+        async def drainer() -> None:
+            nonlocal drained
+            await out.drain()
+            drained = True
+
+        async with create_task_group() as tg:
+            tg.start_soon(drainer)
+            await wait_all_tasks_blocked()
+            assert not drained
+            wire.allow(1)
+        assert drained
+        assert out.buffered_bytes == 0
+
+
+async def test_cancelled_drain_changes_nothing() -> None:
+    async with buffered_scripted_stream(high_water=10) as (out, wire):
+        wire.block()
+        out.write(b"x" * 11)
+        with move_on_after(0.01):
+            await out.drain()
+        assert out.statistics().tasks_waiting == 0
+        wire.unblock()
+        await out.drain()
+    assert wire.data == b"x" * 11
+
+
+# -- flush ---------------------------------------------------------------------------
+
+
+async def test_flush_waits_for_bytes_written_before_the_call() -> None:
+    async with buffered_scripted_stream() as (out, wire):
+        wire.block()
+        out.write(b"before")
+        async with create_task_group() as tg:
+
+            async def flusher() -> None:
+                await out.flush()
+                assert wire.data.startswith(b"before")
+
+            tg.start_soon(flusher)
+            await wait_all_tasks_blocked()
+            out.write(b"after")
+            wire.unblock()
+
+
+async def test_cancelled_flush_keeps_the_bytes_queued() -> None:
+    async with buffered_scripted_stream() as (out, wire):
+        wire.block()
+        out.write(b"kept")
+        with move_on_after(0.01):
+            await out.flush()
+        assert out.buffered_bytes == 4
+        wire.unblock()
+        await out.flush()
+        assert wire.data == b"kept"
+
+
+# -- send_eof ------------------------------------------------------------------------
+
+
+async def test_send_eof_flushes_then_half_closes() -> None:
+    async with buffered_scripted_stream() as (out, wire):
+        out.write(b"last words")
+        await out.send_eof()
+        assert wire.data == b"last words"
+        assert wire.eof_sent
+        with pytest.raises(ClosedResourceError):
+            out.write(b"more")
+        with pytest.raises(ClosedResourceError):
+            await out.send_eof()
+        await out.flush()  # nothing left to flush; still allowed
+        await out.drain()
+    assert wire.closed
+
+
+async def test_send_eof_on_object_stream_raises_and_stream_stays_usable() -> None:
+    send, receive = create_memory_object_stream[bytes](10)
+    async with receive, BufferedByteSendStream(send) as out:
+        with pytest.raises(NotImplementedError, match="cannot be half-closed"):
+            await out.send_eof()
+        out.write(b"still usable")
+        await out.flush()
+        assert receive.receive_nowait() == b"still usable"
+
+
+async def test_send_eof_unsupported_by_wrapped_stream_keeps_stream_usable() -> None:
+    # StapledObjectStream.send_eof() exists but refuses: the stream stays open.
+    left_send, left_receive = create_memory_object_stream[bytes](10)
+    right_send, right_receive = create_memory_object_stream[bytes](10)
+    stapled = StapledObjectStream(left_send, right_receive)
+
+    async def refuse() -> None:
+        raise NotImplementedError("no half-close here")
+
+    stapled.send_eof = refuse  # type: ignore[method-assign]
+    async with left_receive, right_send, BufferedByteSendStream(stapled) as out:
+        out.write(b"before")
+        with pytest.raises(NotImplementedError, match="no half-close here"):
+            await out.send_eof()
+        out.write(b"after")
+        await out.flush()
+        assert left_receive.receive_nowait() == b"before"
+        assert left_receive.receive_nowait() == b"after"
+
+
+# -- set_water_marks / statistics / extra --------------------------------------------
+
+
+async def test_set_water_marks_wakes_waiters_when_at_or_below_new_low() -> None:
+    async with buffered_scripted_stream(high_water=10, low_water=0) as (out, wire):
+        wire.block()
+        out.write(b"x" * 20)
+        async with create_task_group() as tg:
+            tg.start_soon(out.drain)
+            tg.start_soon(out.send, b"y")
+            await wait_all_tasks_blocked()
+            assert out.statistics().tasks_waiting == 2
+            out.set_water_marks(100, 50)
+            assert not out.paused
+        assert out.statistics().bytes_written == 21
+        wire.unblock()
+
+
+async def test_set_water_marks_can_pause_and_validates() -> None:
+    async with buffered_scripted_stream() as (out, wire):
+        wire.block()
+        out.write(b"x" * 100)
+        out.set_water_marks(50)
+        assert (out.high_water, out.low_water, out.paused) == (50, 12, True)
+        with pytest.raises(ValueError, match="low_water=60"):
+            out.set_water_marks(50, 60)
+        wire.unblock()
+
+
+async def test_statistics_reports_every_counter() -> None:
+    async with buffered_scripted_stream(high_water=10, low_water=2) as (out, wire):
+        out.write(b"abc")
+        await out.flush()
+        wire.block()
+        out.write(b"x" * 20)
+        await wait_all_tasks_blocked()
+        stats = out.statistics()
+        assert stats == BufferStatistics(
+            buffered_bytes=20,
+            high_water=10,
+            low_water=2,
+            paused=True,
+            bytes_written=23,
+            bytes_sent=3,
+            send_calls=1,
+            tasks_waiting=0,
+        )
+        with pytest.raises(AttributeError):
+            stats.paused = False  # type: ignore[misc]
+        wire.unblock()
+
+
+async def test_repr_shows_state_and_buffer() -> None:
+    out = BufferedByteSendStream(ScriptedSendStream())
+    assert "not entered yet buffered_bytes=0" in repr(out)
+
+
+async def test_extra_attributes_are_forwarded() -> None:
+    send, receive = create_memory_object_stream[bytes](1)
+    async with receive:
+        out = BufferedByteSendStream(send)
+        assert out.extra_attributes == send.extra_attributes
+        await out.aclose()
+
+
+# -- errors ---------------------------------------------------------------------------
+
+
+async def test_failure_makes_every_later_call_raise_broken_chained_to_cause() -> None:
+    async with buffered_scripted_stream() as (out, wire):
+        failure = Boom("wire cut")
+        wire.fail_next(failure)
+        out.write(b"lost")
+        await wait_all_tasks_blocked()
+        assert out.buffered_bytes == 0
+        calls: list[Any] = [
+            lambda: out.write(b"x"),
+            lambda: out.writelines([b"x"]),
+            lambda: out.send_nowait(b"x"),
+        ]
+        for call in calls:
+            with pytest.raises(BrokenResourceError) as caught:
+                call()
+            assert caught.value.__cause__ is failure
+        for method in ("send", "drain", "flush", "send_eof"):
+            args = (b"x",) if method == "send" else ()
+            with pytest.raises(BrokenResourceError) as caught:
+                await getattr(out, method)(*args)
+            assert caught.value.__cause__ is failure
+    assert wire.closed
+
+
+@pytest.mark.parametrize("method", ["send", "drain", "flush", "aclose"])
+async def test_failure_wakes_waiting_tasks_with_broken(method: str) -> None:
+    async with buffered_scripted_stream(high_water=10) as (out, wire):
+        wire.block()
+        out.write(b"x" * 11)
+        errors: list[BaseException] = []
+
+        async def waiter() -> None:
+            args = (b"y",) if method == "send" else ()
+            try:
+                await getattr(out, method)(*args)
+            except BrokenResourceError as exc:
+                errors.append(exc)
+
+        with fail_after(5):
+            async with create_task_group() as tg:
+                tg.start_soon(waiter)
+                await wait_all_tasks_blocked()
+                wire.fail_next(Boom("late"))
+        assert len(errors) == 1
+        assert isinstance(errors[0].__cause__, Boom)
+
+
+async def test_unreported_failure_is_raised_on_exit() -> None:
+    wire = ScriptedSendStream()
+    with pytest.raises(BrokenResourceError) as caught:
+        async with BufferedByteSendStream(wire) as out:
+            wire.fail_next(Boom("nobody asked"))
+            out.write(b"fire and forget")
+            await wait_all_tasks_blocked()
+    assert type(caught.value) is BrokenResourceError
+    assert isinstance(caught.value.__cause__, Boom)
+    assert wire.closed
+
+
+async def test_reported_failure_makes_exit_quiet() -> None:
+    wire = ScriptedSendStream()
+    async with BufferedByteSendStream(wire) as out:
+        wire.fail_next(Boom("reported"))
+        out.write(b"x")
+        with pytest.raises(BrokenResourceError):
+            await out.flush()
+    assert wire.closed
+
+
+async def test_failure_while_closing_is_raised_by_aclose() -> None:
+    wire = ScriptedSendStream()
+    async with BufferedByteSendStream(wire) as out:
+        wire.block()
+        out.write(b"x")
+        await wait_all_tasks_blocked()
+        wire.fail_next(Boom("during close"))
+        with pytest.raises(BrokenResourceError):
+            await out.aclose()
+    assert wire.closed
+
+
+async def test_unreported_failure_raised_by_aclose_once() -> None:
+    async with buffered_scripted_stream() as (out, wire):
+        wire.fail_next(Boom("once"))
+        out.write(b"x")
+        await wait_all_tasks_blocked()
+        with pytest.raises(BrokenResourceError):
+            await out.aclose()
+        await out.aclose()  # reported: quiet from now on
+
+
+async def test_partial_send_failure_leaves_a_prefix() -> None:
+    async with buffered_scripted_stream() as (out, wire):
+        wire.fail_after(3, Boom("torn"))
+        out.write(b"abcdef")
+        with pytest.raises(BrokenResourceError):
+            await out.flush()
+    assert wire.data == b"abc"
+
+
+# -- concurrency and coalescing ---------------------------------------------------
+
+
+async def test_only_the_flush_task_calls_send_under_many_writers() -> None:
+    # ScriptedSendStream raises BusyResourceError on concurrent sends.
+    async with buffered_scripted_stream(high_water=256) as (out, wire):
+        wire.delay = 0.0001
+
+        async def writer(tag: int) -> None:
+            for index in range(50):
+                await out.send(b"<%d:%d>" % (tag, index))
+                if index % 7 == 0:
+                    await out.flush()
+
+        async with create_task_group() as tg:
+            for tag in range(20):
+                tg.start_soon(writer, tag)
+    data = wire.data
+    for tag in range(20):
+        positions = [data.index(b"<%d:%d>" % (tag, index)) for index in range(50)]
+        assert positions == sorted(positions)
+
+
+async def test_small_writes_are_coalesced() -> None:
+    async with buffered_scripted_stream() as (out, wire):
+        for index in range(10_000):
+            out.write(b"%09d\n" % index)
+            await out.drain()
+        await out.flush()
+        assert out.statistics().send_calls <= 24
+    assert wire.data == b"".join(b"%09d\n" % index for index in range(10_000))
+
+
+async def test_send_keeps_buffered_bytes_bounded() -> None:
+    async with buffered_scripted_stream(high_water=1000) as (out, wire):
+        wire.delay = 0.0001
+        peak = 0
+        for _ in range(500):
+            await out.send(b"m" * 100)
+            peak = max(peak, out.buffered_bytes)
+        assert peak <= 1000 + 100
+
+
+async def test_memory_object_stream_receives_coalesced_bytes() -> None:
+    send, receive = create_memory_object_stream[bytes](100)
+    received: list[bytes] = []
+
+    async def reader(stream: MemoryObjectReceiveStream[bytes]) -> None:
+        async with stream:
+            async for item in stream:
+                assert type(item) is bytes
+                received.append(item)
+
+    async with create_task_group() as tg:
+        tg.start_soon(reader, receive)
+        async with BufferedByteSendStream(send) as out:
+            for index in range(1000):
+                out.write(b"%d," % index)
+            out.write(b"z" * 300_000)  # larger than a piece: must arrive as bytes
+    assert b"".join(received) == b"".join(b"%d," % i for i in range(1000)) + b"z" * 300_000
+
+
+async def test_scripted_stream_refuses_to_receive() -> None:
+    with pytest.raises(NotImplementedError):
+        await ScriptedSendStream().receive()
+
+
+async def test_scripted_stream_send_eof_after_close_raises() -> None:
+    wire = ScriptedSendStream()
+    await wire.aclose()
+    with pytest.raises(ClosedResourceError):
+        await wire.send_eof()
