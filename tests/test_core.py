@@ -140,7 +140,9 @@ def test_huge_chunk_goes_whole_when_slicing_is_not_allowed() -> None:
 
 def test_order_is_kept_across_coalesced_and_large_pieces() -> None:
     buffer = SendBuffer(slice_large=True)
-    chunks = [bytes([n % 256]) * size for n, size in enumerate([5, 70_000, 3, 9, 600_000, 1])]
+    chunks = [
+        bytes([n % 256]) * size for n, size in enumerate([5, 70_000, 3, 9, 600_000, 1])
+    ]
     for chunk in chunks:
         buffer.enqueue(chunk)
     assert b"".join(drain_all(buffer)) == b"".join(chunks)

@@ -12,14 +12,16 @@ import hashlib
 import socket
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO, cast
 
 import anyio
 from anyio.abc import SocketAttribute
 
 from ._stream import BufferedByteSendStream
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
@@ -90,7 +92,7 @@ async def run_one(backend: Backend, stdout: TextIO) -> bool:
     pauses = 0
 
     listeners = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    async with listeners, listeners.listeners[0] as listener:
+    async with listeners, cast("SocketListener", listeners.listeners[0]) as listener:
         port = listener.extra(SocketAttribute.local_port)
         listener.extra(SocketAttribute.raw_socket).setsockopt(
             socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER
@@ -162,7 +164,10 @@ def main(stdout: TextIO = sys.stdout) -> int:
     )
     results = [
         anyio.run(
-            run_one, backend, stdout, backend=backend.backend,
+            run_one,
+            backend,
+            stdout,
+            backend=backend.backend,
             backend_options=backend.options,
         )
         for backend in available_backends()

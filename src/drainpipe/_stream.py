@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -28,6 +27,7 @@ from anyio.streams.tls import TLSStream
 from ._core import DEFAULT_HIGH_WATER, SendBuffer
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
     from types import TracebackType
 
     from anyio.abc import AnyByteSendStream, TaskGroup
@@ -570,7 +570,7 @@ class BufferedByteSendStream(ByteSendStream):
                     if self._progress is not None:
                         self._progress.set()
                         self._progress = None
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - kept and re-raised to every caller
                 self._fail(exc)
 
     def _wake_flush_task(self) -> None:

@@ -18,7 +18,6 @@ builds a :class:`~drainpipe.BufferedByteSendStream` over one::
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -29,6 +28,8 @@ from anyio.lowlevel import checkpoint
 from ._stream import BufferedByteSendStream
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from typing_extensions import Buffer
 
 __all__ = ["ScriptedSendStream", "buffered_scripted_stream"]

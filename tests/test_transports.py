@@ -1,0 +1,329 @@
+"""BufferedByteSendStream over real transports: TCP, UNIX sockets, TLS, a
+subprocess's stdin, including a peer that resets the connection."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import ssl
+import struct
+import sys
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import anyio
+import pytest
+import trustme
+from anyio import (
+    BrokenResourceError,
+    create_task_group,
+    fail_after,
+    move_on_after,
+    wait_all_tasks_blocked,
+)
+from anyio.abc import ByteStream, SocketAttribute, SocketStream
+from anyio.streams.tls import TLSAttribute, TLSStream
+
+from drainpipe import BufferedByteSendStream
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable
+    from pathlib import Path
+
+pytestmark = pytest.mark.anyio
+
+SMALL_BUFFER = 16 * 1024
+
+
+def shrink_buffers(stream: SocketStream) -> None:
+    raw = stream.extra(SocketAttribute.raw_socket)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER)
+
+
+def reset(peer: socket.socket) -> None:
+    """Close ``peer`` with a TCP RST instead of a FIN."""
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    peer.close()
+
+
+@asynccontextmanager
+async def silent_peer() -> AsyncIterator[tuple[SocketStream, socket.socket]]:
+    """A loopback TCP client stream and a plain socket peer that never reads.
+
+    (A peer that is an AnyIO stream on asyncio reads into userspace even when
+    nobody calls receive(), so it would never apply back-pressure.)
+    """
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER)
+        port = listener.getsockname()[1]
+        client = await anyio.connect_tcp("127.0.0.1", port)
+        peer, _ = listener.accept()
+    with peer:
+        async with client:
+            shrink_buffers(client)
+            yield client, peer
+
+
+@asynccontextmanager
+async def tcp_pair() -> AsyncIterator[tuple[SocketStream, SocketStream]]:
+    """A connected (client, server-side) pair of loopback TCP streams."""
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    async with listener:
+        port = listener.extra(SocketAttribute.local_port)
+        accepted: list[SocketStream] = []
+        arrived = anyio.Event()
+
+        async def accept(stream: SocketStream) -> None:
+            accepted.append(stream)
+            arrived.set()
+
+        async with create_task_group() as tg:
+            tg.start_soon(listener.serve, accept, tg)
+            client = await anyio.connect_tcp("127.0.0.1", port)
+            await arrived.wait()
+            tg.cancel_scope.cancel()
+    async with client, accepted[0] as server:
+        yield client, server
+
+
+async def read_all(stream: ByteStream, digest: hashlib._Hash) -> int:
+    total = 0
+    while True:
+        try:
+            chunk = await stream.receive()
+        except anyio.EndOfStream:
+            return total
+        digest.update(chunk)
+        total += len(chunk)
+
+
+def payload(size: int, seed: int = 0) -> bytes:
+    block = hashlib.sha256(b"%d" % seed).digest() * 2048
+    return (block * (size // len(block) + 1))[:size]
+
+
+async def send_mixed_and_check(out: BufferedByteSendStream, peer: ByteStream) -> None:
+    """Send mixed sizes with every call; the peer's SHA-256 must match."""
+    sent = hashlib.sha256()
+    received = hashlib.sha256()
+    sizes = [1, 100, 5000, 70_000, 3, 300_000, 17, 1_000_000, 42]
+    async with create_task_group() as tg:
+
+        async def consume() -> None:
+            await read_all(peer, received)
+
+        tg.start_soon(consume)
+        async with out:
+            for round_ in range(3):
+                for index, size in enumerate(sizes):
+                    data = payload(size, seed=round_ * 100 + index)
+                    sent.update(data)
+                    if index % 3 == 0:
+                        out.write(data)
+                        await out.drain()
+                    elif index % 3 == 1:
+                        await out.send(data)
+                    else:
+                        out.writelines([data[:1], bytearray(data[1:])])
+                await out.flush()
+            await out.send_eof()
+    assert received.hexdigest() == sent.hexdigest()
+
+
+async def test_tcp_delivers_every_byte_in_order() -> None:
+    async with tcp_pair() as (client, server):
+        await send_mixed_and_check(BufferedByteSendStream(client), server)
+
+
+async def test_tcp_extra_attributes_are_forwarded() -> None:
+    async with tcp_pair() as (client, server), BufferedByteSendStream(client) as out:
+        assert out.extra(SocketAttribute.remote_address) == server.extra(
+            SocketAttribute.local_address
+        )
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no UNIX sockets")
+async def test_unix_socket_delivers_every_byte(tmp_path: Path) -> None:
+    path = tmp_path / "sock"
+    async with await anyio.create_unix_listener(path) as listener:
+        async with create_task_group() as tg:
+            accepted: list[SocketStream] = []
+
+            async def accept() -> None:
+                accepted.append(await listener.accept())
+
+            tg.start_soon(accept)
+            client = await anyio.connect_unix(path)
+        async with accepted[0] as server:
+            await send_mixed_and_check(BufferedByteSendStream(client), server)
+
+
+@pytest.fixture(scope="session")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@asynccontextmanager
+async def tls_pair(ca: trustme.CA) -> AsyncIterator[tuple[TLSStream, TLSStream]]:
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    async with tcp_pair() as (client, server):
+        async with create_task_group() as tg:
+            wrapped: list[TLSStream] = []
+
+            async def wrap_server() -> None:
+                wrapped.append(
+                    await TLSStream.wrap(
+                        server, server_side=True, ssl_context=server_context
+                    )
+                )
+
+            tg.start_soon(wrap_server)
+            tls_client = await TLSStream.wrap(
+                client, hostname="localhost", ssl_context=client_context
+            )
+        yield tls_client, wrapped[0]
+
+
+async def test_tls_delivers_every_byte(ca: trustme.CA) -> None:
+    async with tls_pair(ca) as (client, server):
+        sent = hashlib.sha256()
+        received = hashlib.sha256()
+
+        async def consume() -> None:
+            # Closing answers the client's close_notify, which its aclose() awaits.
+            async with server:
+                await read_all(server, received)
+
+        async with create_task_group() as tg:
+            tg.start_soon(consume)
+            async with BufferedByteSendStream(client) as out:
+                assert out.extra(TLSAttribute.server_side) is False
+                for index in range(2000):
+                    data = payload(100 + index % 7, seed=index)
+                    sent.update(data)
+                    out.write(data)
+                    await out.drain()
+                big = payload(600_000, seed=9)
+                sent.update(big)
+                await out.send(big)
+                with pytest.raises(NotImplementedError):
+                    await out.send_eof()  # TLS cannot half-close...
+                out.write(b"!")  # ...and the stream stays usable
+                sent.update(b"!")
+        assert received.hexdigest() == sent.hexdigest()
+
+
+async def test_subprocess_stdin_receives_every_byte() -> None:
+    script = (
+        "import hashlib, sys; h = hashlib.sha256()\n"
+        "for block in iter(lambda: sys.stdin.buffer.read(65536), b''): h.update(block)\n"
+        "print(h.hexdigest())"
+    )
+    expected = hashlib.sha256()
+    async with await anyio.open_process([sys.executable, "-c", script]) as process:
+        assert process.stdin is not None
+        assert process.stdout is not None
+        async with BufferedByteSendStream(process.stdin) as out:
+            for index in range(200):
+                data = payload(10_000 + index, seed=index)
+                expected.update(data)
+                await out.send(data)
+        output = b""
+        async for chunk in process.stdout:
+            output += chunk
+        assert await process.wait() == 0
+    assert output.decode().strip() == expected.hexdigest()
+
+
+async def test_subprocess_exiting_early_breaks_the_stream() -> None:
+    async with await anyio.open_process(
+        [sys.executable, "-c", "import sys; sys.stdin.buffer.read(10)"]
+    ) as process:
+        assert process.stdin is not None
+        # The block's exit raises the failure if no call inside reported it.
+        with fail_after(10), pytest.raises(BrokenResourceError):  # noqa: PT012
+            async with BufferedByteSendStream(process.stdin) as out:
+                await out.send(b"0123456789")
+                await out.flush()
+                await process.wait()
+                for _ in range(1000):
+                    await out.send(b"x" * 65536)
+                await out.flush()
+
+
+# -- a peer that resets the connection ---------------------------------------
+
+
+async def fill(out: BufferedByteSendStream) -> None:
+    """Write until the stream is paused with the kernel buffers full."""
+    block = b"r" * 65536
+    for _ in range(200):
+        out.write(block)
+        if out.paused:
+            await wait_all_tasks_blocked()
+            if out.buffered_bytes > out.high_water:
+                return
+    raise AssertionError("the stream never stayed paused")  # pragma: no cover
+
+
+WAITERS: dict[str, Callable[[BufferedByteSendStream], Awaitable[None]]] = {
+    "drain": lambda out: out.drain(),
+    "send": lambda out: out.send(b"more"),
+    "flush": lambda out: out.flush(),
+    "aclose": lambda out: out.aclose(),
+}
+
+
+@pytest.mark.parametrize("method", WAITERS)
+async def test_peer_reset_while_waiting_raises_broken(method: str) -> None:
+    outcome: list[BaseException | None] = []
+    done = anyio.Event()
+    async with silent_peer() as (client, peer), BufferedByteSendStream(client) as out:
+        await fill(out)
+
+        async def wait() -> None:
+            try:
+                await WAITERS[method](out)
+            except BrokenResourceError as exc:
+                outcome.append(exc)
+            else:
+                outcome.append(None)
+            done.set()
+
+        async with create_task_group() as tg:
+            tg.start_soon(wait)
+            await wait_all_tasks_blocked()
+            assert outcome == []
+            reset(peer)
+            with fail_after(1):  # the waiter sees the failure within a second
+                await done.wait()
+    assert isinstance(outcome[0], BrokenResourceError)
+
+
+async def test_peer_reset_while_idle_is_reported_on_exit() -> None:
+    async with silent_peer() as (client, peer):
+        with fail_after(5), pytest.raises(BrokenResourceError):  # noqa: PT012
+            async with BufferedByteSendStream(client) as out:
+                reset(peer)
+                await anyio.sleep(0.05)
+                for _ in range(100):
+                    out.write(b"z" * 100_000)
+                    await anyio.sleep(0.001)
+
+
+async def test_peer_that_stops_reading_cannot_hang_a_bounded_close() -> None:
+    async with silent_peer() as (client, _peer):
+        with fail_after(1):
+            async with BufferedByteSendStream(client) as out:
+                for _ in range(100):
+                    out.write(b"s" * 65536)
+                with move_on_after(0.5) as scope:
+                    await out.aclose()
+                assert scope.cancelled_caught
+            assert out.buffered_bytes == 0
+            with pytest.raises(anyio.ClosedResourceError):
+                out.write(b"x")
