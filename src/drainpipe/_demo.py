@@ -16,19 +16,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO, cast
 
 import anyio
-from anyio.abc import SocketAttribute
+from anyio.abc import SocketAttribute, SocketListener
 
 from ._stream import BufferedByteSendStream
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-HIGH_WATER = 256 * 1024
-LOW_WATER = 64 * 1024
+HIGH_WATER = 1024 * 1024
+LOW_WATER = 256 * 1024
 MESSAGE_SIZE = 1000
-TOTAL_BYTES = 4 * 1024 * 1024
+TOTAL_BYTES = 12 * 1024 * 1024
 #: the consumer reads this much, then sleeps for READ_PAUSE seconds
-READ_SIZE = 32 * 1024
+READ_SIZE = 64 * 1024
 READ_PAUSE = 0.005
 #: kernel socket buffers are kept small so the back-pressure shows in userspace
 SOCKET_BUFFER = 32 * 1024
@@ -126,7 +126,7 @@ async def run_one(backend: Backend, stdout: TextIO) -> bool:
                     while True:
                         stdout.write(f"  {backend.name:15s} {bar(out)}\n")
                         stdout.flush()
-                        await anyio.sleep(0.1)
+                        await anyio.sleep(0.04)
 
                 async with anyio.create_task_group() as sampler:
                     sampler.start_soon(sample)
