@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
-
-import pytest
+from typing import TYPE_CHECKING
 
 from drainpipe import _demo
 from drainpipe.__main__ import main
+
+if TYPE_CHECKING:
+    import pytest
 
 
 def test_demo_shows_back_pressure_and_verifies_every_backend(
