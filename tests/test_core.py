@@ -191,3 +191,14 @@ def test_repr_names_the_state() -> None:
     assert "buffered_bytes=0 high_water=65536 low_water=16384 paused=False" in repr(
         SendBuffer()
     )
+
+
+def test_coalescing_looks_at_a_bounded_window_of_chunks() -> None:
+    buffer = SendBuffer(1 << 20)
+    for _ in range(10_000):
+        buffer.enqueue(b".")
+    first = buffer.take()
+    assert first is not None
+    assert len(first) == 8192  # one window of one-byte chunks
+    buffer.mark_sent(len(first))
+    assert drain_all(buffer) == [b"." * (10_000 - 8192)]

@@ -157,6 +157,7 @@ class BufferedByteSendStream(ByteSendStream):
             low_water,
             slice_large=isinstance(send_stream, (SocketStream, TLSStream)),
         )
+        self._enqueue = self._buffer.enqueue
         self._state = _NEW
         self._task_group: TaskGroup | None = None
         self._flush_scope = CancelScope()
@@ -294,7 +295,7 @@ class BufferedByteSendStream(ByteSendStream):
             data = _snapshot(data)
 
         if data:
-            self._buffer.enqueue(data)
+            self._enqueue(data)
             if self._flush_idle:
                 self._wake_flush_task()
 
@@ -350,7 +351,7 @@ class BufferedByteSendStream(ByteSendStream):
             if self._buffer.paused or self._send_waiters:
                 raise WouldBlock
 
-            self._buffer.enqueue(item)
+            self._enqueue(item)
             if self._flush_idle:
                 self._wake_flush_task()
 
@@ -380,13 +381,12 @@ class BufferedByteSendStream(ByteSendStream):
         if not item:
             return
 
-        buffer = self._buffer
-        if buffer.paused or self._send_waiters:
+        if self._buffer.paused or self._send_waiters:
             await self._wait_for_turn()
-            buffer.enqueue(item)
+            self._enqueue(item)
             self._wake_next_sender()
         else:
-            buffer.enqueue(item)
+            self._enqueue(item)
 
         if self._flush_idle:
             self._wake_flush_task()
@@ -441,6 +441,10 @@ class BufferedByteSendStream(ByteSendStream):
         :raises RuntimeError: if the stream has not been entered with
             ``async with``
         """
+        if self._buffer.paused or self._state is not _OPEN:
+            await self._wait_for_resume()
+
+    async def _wait_for_resume(self) -> None:
         if self._state is not _OPEN and self._state is not _EOF:
             self._raise_unusable()
 
