@@ -51,17 +51,20 @@ pytest: $(VENV)/.dev
 
 test: lint typecheck pytest
 
-# The suite on the oldest and newest interpreters present (each in its own venv).
-# Interpreters that are not installed are skipped with a message.
-TEST_ALL_PYTHONS ?= python3.10 python3.13
+# The suite on the oldest and newest Pythons present, each in its own venv. An
+# interpreter is looked for on PATH, then in pyenv's and the system's folders;
+# one that is not installed is skipped with a message.
+TEST_ALL_VERSIONS ?= 3.10 3.13
 test-all:
-	@for py in $(TEST_ALL_PYTHONS); do \
-	  if command -v $$py >/dev/null 2>&1 && $$py -c "" 2>/dev/null; then \
-	    echo "== $$py"; \
-	    $(MAKE) --no-print-directory PYTHON=$$py VENV=.venv-$$py pytest || exit 1; \
-	  else \
-	    echo "== $$py not found, skipped"; \
-	  fi; \
+	@for v in $(TEST_ALL_VERSIONS); do \
+	  py=""; \
+	  for c in python$$v $$HOME/.pyenv/versions/$$v*/bin/python$$v \
+	           /usr/local/bin/python$$v /usr/bin/python$$v; do \
+	    if "$$c" -c "" >/dev/null 2>&1; then py=$$c; break; fi; \
+	  done; \
+	  if [ -z "$$py" ]; then echo "== Python $$v not found, skipped"; continue; fi; \
+	  echo "== Python $$v ($$py)"; \
+	  $(MAKE) --no-print-directory PYTHON=$$py VENV=.venv-$$v pytest || exit 1; \
 	done
 
 test-slow: $(VENV)/.dev
