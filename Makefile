@@ -37,8 +37,8 @@ demo: $(VENV)/.demo
 	$(BIN)/python -m drainpipe
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check src tests examples
-	$(BIN)/ruff format --check src tests examples
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy --strict src tests
