@@ -903,3 +903,34 @@ async def test_scripted_stream_send_eof_after_close_raises() -> None:
     await wire.aclose()
     with pytest.raises(ClosedResourceError):
         await wire.send_eof()
+
+
+async def test_graceful_exit_is_bounded_by_an_outer_cancel_scope() -> None:
+    wire = ScriptedSendStream()
+    wire.block()  # the flush on exit would wait forever
+    with fail_after(5), move_on_after(0.05) as scope:
+        async with BufferedByteSendStream(wire) as out:
+            out.write(b"unsendable")
+    assert scope.cancelled_caught
+    assert wire.closed
+    assert out.buffered_bytes == 0
+
+
+async def test_send_eof_overtaken_by_aclose_raises_closed() -> None:
+    async with buffered_scripted_stream() as (out, wire):
+        wire.block()
+        out.write(b"pending")
+        async with create_task_group() as tg:
+
+            async def half_close() -> None:
+                with pytest.raises(ClosedResourceError):
+                    await out.send_eof()  # flushing when aclose() begins
+
+            tg.start_soon(half_close)
+            await wait_all_tasks_blocked()
+            tg.start_soon(out.aclose)
+            await wait_all_tasks_blocked()
+            wire.unblock()
+        assert wire.data == b"pending"
+        assert wire.closed
+        assert not wire.eof_sent
