@@ -934,3 +934,19 @@ async def test_send_eof_overtaken_by_aclose_raises_closed() -> None:
         assert wire.data == b"pending"
         assert wire.closed
         assert not wire.eof_sent
+
+
+async def test_failing_half_close_breaks_the_stream() -> None:
+    failure = OSError(107, "Transport endpoint is not connected")
+
+    class Reset(ScriptedSendStream):
+        async def send_eof(self) -> None:
+            raise failure
+
+    async with BufferedByteSendStream(Reset()) as out:
+        out.write(b"x")
+        with pytest.raises(BrokenResourceError) as caught:
+            await out.send_eof()
+        assert caught.value.__cause__ is failure
+        with pytest.raises(BrokenResourceError):
+            out.write(b"y")

@@ -327,3 +327,20 @@ async def test_peer_that_stops_reading_cannot_hang_a_bounded_close() -> None:
             assert out.buffered_bytes == 0
             with pytest.raises(anyio.ClosedResourceError):
                 out.write(b"x")
+
+
+async def test_send_eof_after_peer_reset_never_raises_a_raw_os_error(
+    anyio_backend_name: str,
+) -> None:
+    # Trio's shutdown() raises OSError(ENOTCONN) after a reset: the stream breaks.
+    # AnyIO's asyncio backend ignores the error, so there send_eof() returns.
+    async with silent_peer() as (client, peer):
+        reset(peer)
+        await anyio.sleep(0.1)
+        async with BufferedByteSendStream(client) as out:
+            if anyio_backend_name == "trio":
+                with pytest.raises(BrokenResourceError) as caught:
+                    await out.send_eof()
+                assert isinstance(caught.value.__cause__, OSError)
+            else:
+                await out.send_eof()

@@ -516,7 +516,8 @@ class BufferedByteSendStream(ByteSendStream):
             no ``send_eof()``, or it is a TLS stream); the stream stays usable
         :raises ~anyio.ClosedResourceError: if the stream is closed or already
             half-closed
-        :raises ~anyio.BrokenResourceError: if the wrapped stream failed
+        :raises ~anyio.BrokenResourceError: if the wrapped stream failed, also if
+            its ``send_eof()`` fails (the stream is then broken)
         :raises RuntimeError: if the stream has not been entered with
             ``async with``
         """
@@ -548,6 +549,13 @@ class BufferedByteSendStream(ByteSendStream):
                 self._state = _OPEN
 
             raise
+        except Exception as exc:
+            # Trio's socket streams raise a raw OSError here after a peer reset.
+            if self._state is not _EOF:
+                raise
+
+            self._fail(exc)
+            self._raise_broken()
 
     # -- the flush task ----------------------------------------------------------
 
