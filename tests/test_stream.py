@@ -950,3 +950,16 @@ async def test_failing_half_close_breaks_the_stream() -> None:
         assert caught.value.__cause__ is failure
         with pytest.raises(BrokenResourceError):
             out.write(b"y")
+
+
+async def test_scripted_stream_fail_after_respects_block() -> None:
+    async with buffered_scripted_stream() as (out, wire):
+        wire.block()
+        wire.fail_after(2, Boom("later"))
+        out.write(b"abc")
+        await wait_all_tasks_blocked()
+        assert wire.waiting_sends == 1  # still held back, not failed early
+        wire.allow(1)
+        with pytest.raises(BrokenResourceError):
+            await out.flush()
+    assert wire.data == b"ab"

@@ -121,7 +121,7 @@ class BufferedByteSendStream(ByteSendStream):
     If the wrapped stream's ``send()`` raises, the stream is *broken*: the buffer
     is dropped, every waiting task is woken and every later call raises
     :exc:`~anyio.BrokenResourceError` whose ``__cause__`` is the original
-    exception. A failure that no call has reported yet is raised by :meth:`aclose`
+    exception (once the stream has been closed, :exc:`~anyio.ClosedResourceError`). A failure that no call has reported yet is raised by :meth:`aclose`
     (and so on leaving the block normally): nothing is lost silently.
 
     Any number of tasks may use one stream; the bytes of one :meth:`write` or

@@ -18,10 +18,17 @@ builds a :class:`~drainpipe.BufferedByteSendStream` over one::
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from anyio import BusyResourceError, ClosedResourceError, Event, sleep
+from anyio import (
+    BusyResourceError,
+    ClosedResourceError,
+    Event,
+    sleep,
+    wait_all_tasks_blocked,
+)
 from anyio.abc import ByteStream
 from anyio.lowlevel import checkpoint
 
@@ -32,7 +39,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import Buffer
 
-__all__ = ["ScriptedSendStream", "buffered_scripted_stream"]
+__all__ = ["ScriptedSendStream", "buffered_scripted_stream", "settle"]
 
 
 class ScriptedSendStream(ByteStream):
@@ -94,6 +101,10 @@ class ScriptedSendStream(ByteStream):
         self._fail_after = len(self.data) + size
         self._failure = exc
 
+    def _failure_due(self) -> bool:
+        """Whether the next send fails at once (fail_next), even while blocked."""
+        return self._failure is not None and self._fail_after is None
+
     def _notify(self) -> None:
         self._credit_changed.set()
         self._credit_changed = Event()
@@ -105,7 +116,7 @@ class ScriptedSendStream(ByteStream):
         self._sending = True
         try:
             await checkpoint()
-            while self._credit == 0 and self._failure is None and not self.closed:
+            while self._credit == 0 and not self._failure_due() and not self.closed:
                 self.waiting_sends += 1
                 try:
                     await self._credit_changed.wait()
@@ -165,3 +176,48 @@ async def buffered_scripted_stream(
         wire, high_water=high_water, low_water=low_water
     ) as out:
         yield out, wire
+
+
+async def settle() -> None:
+    """Return once every other task of the event loop is blocked.
+
+    Like :func:`anyio.wait_all_tasks_blocked`, but prompt on asyncio: that one sleeps
+    0.1 s whenever it finds a task still runnable, which makes a test that settles
+    after every step of a chain of wake-ups (a flush task waking a sender that
+    wakes the next one...) take seconds. On trio it is
+    :func:`anyio.wait_all_tasks_blocked`::
+
+        async with buffered_scripted_stream(high_water=10) as (out, wire):
+            wire.block()
+            out.write(b"x" * 11)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(out.send, b"waits")
+                await settle()
+                assert out.statistics().tasks_waiting == 1
+                wire.unblock()
+
+    A task sleeping on a timer counts as blocked, so keep
+    :attr:`ScriptedSendStream.delay` at zero when settling; a task that keeps
+    running without ever blocking makes it wait for ever.
+
+    .. versionadded:: 0.1
+    """
+    try:
+        this_task = asyncio.current_task()
+    except RuntimeError:  # not asyncio: trio's own wait is exact and prompt
+        this_task = None
+
+    if this_task is None:
+        await wait_all_tasks_blocked()
+        return
+
+    while True:
+        await checkpoint()
+        for task in asyncio.all_tasks():
+            # The same test as anyio's: a task is blocked while it waits on a
+            # future that is not done yet.
+            waiter = getattr(task, "_fut_waiter", None)
+            if task is not this_task and (waiter is None or waiter.done()):
+                break
+        else:
+            return
