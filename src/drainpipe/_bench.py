@@ -1,0 +1,474 @@
+"""``python -m drainpipe bench``: contenders side by side in one run.
+
+Every contender sends over real loopback TCP to a sink in a separate process, which
+reports back how many bytes it received; a run whose count is wrong fails loudly, so
+nothing is measured that did not arrive. Contenders alternate (A B C A B C ...) over
+several rounds and the table shows medians and ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ._stream import BufferedByteSendStream
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Coroutine
+
+# The sink: one connection at a time; mode "count" reads to EOF and answers the byte
+# count, "slow" does the same at a limited rate, "echo" echoes every byte back.
+SINK = r"""
+import socket, sys, time
+mode = sys.argv[1]
+server = socket.create_server(("127.0.0.1", 0))
+print(server.getsockname()[1], flush=True)
+buffer = bytearray(1 << 20)
+while True:
+    connection, _ = server.accept()
+    with connection:
+        total = 0
+        if mode == "slow":
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        while True:
+            if mode == "slow":
+                received = connection.recv_into(memoryview(buffer)[:65536])
+                time.sleep(0.0005)
+            else:
+                received = connection.recv_into(buffer)
+            if not received:
+                break
+            if mode == "echo":
+                connection.sendall(buffer[:received])
+            total += received
+        if mode != "echo":
+            connection.sendall(total.to_bytes(8, "big"))
+"""
+
+
+class Sink:
+    """A sink process listening on loopback."""
+
+    def __init__(self, mode: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", SINK, mode], stdout=subprocess.PIPE
+        )
+        assert self.process.stdout is not None
+        self.port = int(self.process.stdout.readline())
+
+    def close(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+BACKENDS: dict[str, tuple[str, dict[str, Any]]] = {
+    "asyncio": ("asyncio", {}),
+    "uvloop": ("asyncio", {"use_uvloop": True}),
+    "trio": ("trio", {}),
+}
+
+
+def check(received: int, expected: int) -> None:
+    if received != expected:
+        raise RuntimeError(f"the sink received {received} bytes, not {expected}")
+
+
+# -- contenders: each returns the seconds it took to send everything ---------------
+
+
+async def asyncio_streamwriter(port: int, count: int, size: int, every: int) -> float:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    message = b"m" * size
+    started = time.perf_counter()
+    for index in range(count):
+        writer.write(message)
+        if index % every == 0:
+            await writer.drain()
+    await writer.drain()
+    writer.write_eof()
+    received = int.from_bytes(await reader.readexactly(8), "big")
+    elapsed = time.perf_counter() - started
+    writer.close()
+    await writer.wait_closed()
+    check(received, count * size)
+    return elapsed
+
+
+async def anyio_direct(port: int, count: int, size: int) -> float:
+    message = b"m" * size
+    async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+        started = time.perf_counter()
+        for _ in range(count):
+            await stream.send(message)
+        await stream.send_eof()
+        received = int.from_bytes(await receive_exactly(stream, 8), "big")
+        elapsed = time.perf_counter() - started
+    check(received, count * size)
+    return elapsed
+
+
+async def drainpipe_send(
+    port: int, count: int, size: int, use_write: bool, high_water: int = 65536
+) -> float:
+    message = b"m" * size
+    async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+        started = time.perf_counter()
+        async with BufferedByteSendStream(stream, high_water=high_water) as out:
+            if use_write:
+                write, drain = out.write, out.drain
+                for _ in range(count):
+                    write(message)
+                    await drain()
+            else:
+                send = out.send
+                for _ in range(count):
+                    await send(message)
+            await out.send_eof()
+            received = int.from_bytes(await receive_exactly(stream, 8), "big")
+        elapsed = time.perf_counter() - started
+    check(received, count * size)
+    return elapsed
+
+
+async def receive_exactly(stream: anyio.abc.ByteReceiveStream, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        data += await stream.receive(size - len(data))
+    return data
+
+
+async def latency(port: int, count: int, buffered: bool) -> float:
+    message = b"p" * 100
+    async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+        started = time.perf_counter()
+        if buffered:
+            async with BufferedByteSendStream(stream) as out:
+                for _ in range(count):
+                    out.write(message)
+                    await receive_exactly(stream, 100)
+        else:
+            for _ in range(count):
+                await stream.send(message)
+                await receive_exactly(stream, 100)
+        return (time.perf_counter() - started) / count
+
+
+async def memory(port: int, total: int, size: int, high_water: int) -> dict[str, int]:
+    message = b"s" * size
+    rss_before = rss()
+    peak_buffered = peak_rss = 0
+    stream = await anyio.connect_tcp("127.0.0.1", port)
+    async with stream, BufferedByteSendStream(stream, high_water=high_water) as out:
+        for index in range(total // size):
+            await out.send(message)
+            peak_buffered = max(peak_buffered, out.buffered_bytes)
+            if index % 64 == 0:
+                peak_rss = max(peak_rss, rss())
+        await out.send_eof()
+        received = int.from_bytes(await receive_exactly(stream, 8), "big")
+    check(received, total // size * size)
+    return {
+        "peak_buffered_bytes": peak_buffered,
+        "limit": high_water + size,
+        "rss_growth": max(0, peak_rss - rss_before),
+    }
+
+
+def rss() -> int:
+    """The process's resident set size in bytes (Linux), else 0."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:  # pragma: no cover - not Linux
+        return 0
+
+
+# -- the runner ------------------------------------------------------------------------
+
+
+@dataclass
+class Contender:
+    name: str
+    run: Callable[[int], float]
+    times: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+
+def on_backend(
+    name: str, backend: str, function: Callable[..., Awaitable[Any]], *args: Any
+) -> Contender:
+    """A contender that runs ``function(port, *args)`` under AnyIO's ``backend``."""
+    backend_name, options = BACKENDS[backend]
+
+    def run(port: int) -> float:
+        result: float = anyio.run(
+            function, port, *args, backend=backend_name, backend_options=options
+        )
+        return result
+
+    return Contender(name, run)
+
+
+def on_asyncio(
+    name: str,
+    function: Callable[..., Coroutine[Any, Any, float]],
+    *args: Any,
+    uvloop: bool,
+) -> Contender:
+    """A contender that runs ``function(port, *args)`` on plain asyncio or uvloop."""
+
+    def run(port: int) -> float:
+        if uvloop:
+            import uvloop as loop
+
+            return loop.run(function(port, *args))
+        return asyncio.run(function(port, *args))
+
+    return Contender(name, run)
+
+
+def progress(text: str) -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write(f"\r\033[K{text}")
+        sys.stderr.flush()
+
+
+def race(title: str, contenders: list[Contender], port: int, rounds: int) -> None:
+    for round_ in range(rounds):
+        for contender in contenders:
+            progress(f"{title}: round {round_ + 1}/{rounds}: {contender.name}")
+            contender.times.append(contender.run(port))
+    progress("")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m drainpipe bench")
+    parser.add_argument("--quick", action="store_true", help="finish in about a minute")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, one round")
+    parser.add_argument("--json", metavar="FILE", help="also write the results here")
+    parser.add_argument(
+        "--scenarios", default="small,large,latency,memory", help="comma-separated"
+    )
+    options = parser.parse_args(argv)
+    scale = 0.01 if options.smoke else 0.2 if options.quick else 1.0
+    rounds = 1 if options.smoke else 3 if options.quick else 5
+    wanted = set(options.scenarios.split(","))
+    results: dict[str, Any] = {"machine": machine(), "scenarios": {}}
+    lines: list[str] = []
+
+    sink = Sink("count")
+    try:
+        if "small" in wanted:
+            count = int(1_000_000 * scale)
+            contenders = [
+                on_asyncio(
+                    "asyncio write+drain",
+                    asyncio_streamwriter,
+                    count,
+                    100,
+                    1,
+                    uvloop=False,
+                ),
+                on_asyncio(
+                    "asyncio write, drain every 64",
+                    asyncio_streamwriter,
+                    count,
+                    100,
+                    64,
+                    uvloop=False,
+                ),
+                on_asyncio(
+                    "uvloop write+drain",
+                    asyncio_streamwriter,
+                    count,
+                    100,
+                    1,
+                    uvloop=True,
+                ),
+                *(
+                    on_backend(f"anyio send() [{b}]", b, anyio_direct, count, 100)
+                    for b in ("asyncio", "trio")
+                ),
+                *(
+                    on_backend(
+                        f"drainpipe {label} [{b}]", b, drainpipe_send, count, 100, write
+                    )
+                    for b in BACKENDS
+                    for write, label in ((True, "write()+drain()"), (False, "send()"))
+                ),
+            ]
+            race(f"small: {count} x 100 B", contenders, sink.port, rounds)
+            baseline = contenders[0].median
+            lines.append(f"\n1. small messages: {count:,} x 100 B (target >= 15x)")
+            rows = []
+            for contender in contenders:
+                ratio = baseline / contender.median
+                mark = ""
+                if contender.name.startswith("drainpipe"):
+                    mark = "PASS" if ratio >= 15 else "below target"
+                lines.append(
+                    f"   {contender.name:36s} {count / contender.median:12,.0f} msg/s "
+                    f"{ratio:6.1f}x  {mark}"
+                )
+                rows.append(
+                    {"name": contender.name, "times": contender.times, "ratio": ratio}
+                )
+            results["scenarios"]["small"] = {"count": count, "contenders": rows}
+
+        if "large" in wanted:
+            rows = []
+            lines.append("\n2. large messages, high_water = 4 x size (target >= 0.9x)")
+            for size, base_count in ((64 * 1024, 20_000), (1024 * 1024, 1_000)):
+                count = max(1, int(base_count * scale))
+                contenders = []
+                for b in BACKENDS:
+                    contenders += [
+                        on_backend(
+                            f"direct send() [{b}]", b, anyio_direct, count, size
+                        ),
+                        on_backend(
+                            f"drainpipe send() [{b}]",
+                            b,
+                            drainpipe_send,
+                            count,
+                            size,
+                            False,
+                            4 * size,
+                        ),
+                    ]
+                race(f"large: {count} x {size}", contenders, sink.port, rounds)
+                for direct, buffered in zip(
+                    contenders[::2], contenders[1::2], strict=True
+                ):
+                    ratio = direct.median / buffered.median
+                    mb_s = count * size / buffered.median / 1e6
+                    lines.append(
+                        f"   {count:,} x {size // 1024} KiB {buffered.name:28s} "
+                        f"{mb_s:8,.0f} MB/s {ratio:6.2f}x  "
+                        f"{'PASS' if ratio >= 0.9 else 'below target'}"
+                    )
+                    rows.append(
+                        {
+                            "size": size,
+                            "count": count,
+                            "name": buffered.name,
+                            "direct": direct.times,
+                            "drainpipe": buffered.times,
+                            "ratio": ratio,
+                        }
+                    )
+            results["scenarios"]["large"] = rows
+    finally:
+        sink.close()
+
+    if "latency" in wanted:
+        echo = Sink("echo")
+        try:
+            count = max(10, int(5_000 * scale))
+            rows = []
+            lines.append(
+                f"\n4. latency: {count:,} round trips of 100 B (target <= 1.2x)"
+            )
+            for backend in BACKENDS:
+                contenders = [
+                    on_backend(
+                        f"direct send() [{backend}]", backend, latency, count, False
+                    ),
+                    on_backend(
+                        f"drainpipe write() [{backend}]", backend, latency, count, True
+                    ),
+                ]
+                race(f"latency [{backend}]", contenders, echo.port, rounds)
+                ratio = contenders[1].median / contenders[0].median
+                lines.append(
+                    f"   {backend:8s} direct {contenders[0].median * 1e6:7.1f} us  "
+                    f"drainpipe {contenders[1].median * 1e6:7.1f} us  {ratio:5.2f}x  "
+                    f"{'PASS' if ratio <= 1.2 else 'above target'}"
+                )
+                rows.append({"backend": backend, "ratio": ratio})
+            results["scenarios"]["latency"] = rows
+        finally:
+            echo.close()
+
+    if "memory" in wanted:
+        slow = Sink("slow")
+        try:
+            total = int(200_000_000 * scale)
+            rows = []
+            lines.append(
+                f"\n5. slow consumer: {total / 1e6:,.0f} MB by send() of 64 KiB "
+                f"(target: peak <= high_water + one message, RSS growth <= 4 MiB)"
+            )
+            for backend, (backend_name, backend_options) in BACKENDS.items():
+                progress(f"memory [{backend}]")
+                figures = anyio.run(
+                    memory,
+                    slow.port,
+                    total,
+                    65536,
+                    65536,
+                    backend=backend_name,
+                    backend_options=backend_options,
+                )
+                ok = (
+                    figures["peak_buffered_bytes"] <= figures["limit"]
+                    and figures["rss_growth"] <= 4 * 1024 * 1024
+                )
+                lines.append(
+                    f"   {backend:8s} peak buffered {figures['peak_buffered_bytes']:,} B "
+                    f"(limit {figures['limit']:,})  RSS growth "
+                    f"{figures['rss_growth'] / 1024:,.0f} KiB  "
+                    f"{'PASS' if ok else 'above target'}"
+                )
+                rows.append({"backend": backend, **figures})
+            progress("")
+            results["scenarios"]["memory"] = rows
+        finally:
+            slow.close()
+
+    print(f"drainpipe benchmarks ({describe(results['machine'])})")
+    print("\n".join(lines))
+    if options.json:
+        with open(options.json, "w") as output:
+            json.dump(results, output, indent=2)
+    return 0
+
+
+def machine() -> dict[str, Any]:
+    versions: dict[str, str | None] = {}
+    for package in ("drainpipe", "anyio", "trio", "uvloop"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:  # noqa: PERF203 - optional packages
+            versions[package] = None
+    return {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d"),
+        "versions": versions,
+    }
+
+
+def describe(info: dict[str, Any]) -> str:
+    versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v)
+    return (
+        f"{info['platform']}, {info['cpus']} CPUs, Python {info['python']}, {versions}"
+    )

@@ -1,0 +1,46 @@
+"""The benchmark suite runs end to end at a tiny scale and verifies its bytes."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import pytest
+
+from drainpipe import _bench
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def test_smoke_run_covers_every_scenario_and_contender(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "bench.json"
+    assert _bench.main(["--smoke", "--json", str(output)]) == 0
+    results = json.loads(output.read_text())
+    assert set(results["scenarios"]) == {"small", "large", "latency", "memory"}
+    small = results["scenarios"]["small"]
+    names = [row["name"] for row in small["contenders"]]
+    assert names[0] == "asyncio write+drain"
+    assert sum(name.startswith("drainpipe") for name in names) == 6
+    assert all(row["ratio"] > 0 for row in small["contenders"])
+    assert len(results["scenarios"]["large"]) == 6
+    for row in results["scenarios"]["memory"]:
+        # send() keeps the buffer bounded: at most high_water plus one message
+        assert 0 < row["peak_buffered_bytes"] <= row["limit"]
+    assert results["machine"]["versions"]["anyio"]
+    table = capsys.readouterr().out
+    assert "1. small messages" in table
+    assert "5. slow consumer" in table
+
+
+def test_scenarios_can_be_chosen(tmp_path: Path) -> None:
+    output = tmp_path / "bench.json"
+    assert _bench.main(["--smoke", "--scenarios", "memory", "--json", str(output)]) == 0
+    assert set(json.loads(output.read_text())["scenarios"]) == {"memory"}
+
+
+def test_a_short_count_fails_loudly() -> None:
+    with pytest.raises(RuntimeError, match="received 99 bytes, not 100"):
+        _bench.check(99, 100)
