@@ -26,7 +26,7 @@ $(VENV)/.demo: $(BIN)/python pyproject.toml
 	@touch $@
 
 $(VENV)/.dev: $(BIN)/python pyproject.toml
-	$(PIP) install -e ".[trio]" --group test --group lint
+	$(PIP) install -e ".[trio]" --group test --group lint --group examples
 	@touch $@
 
 $(VENV)/.docs: $(VENV)/.dev
