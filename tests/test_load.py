@@ -327,17 +327,21 @@ async def test_open_close_cycles_leak_no_memory_tasks_or_warnings(cycles: int) -
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             await run(cycles // 10)  # warm every cache up
-            gc.collect()
-            baseline = tracemalloc.get_traced_memory()[0]
-            await run(cycles)
-            gc.collect()
-            growth = tracemalloc.get_traced_memory()[0] - baseline
+            # Interpreter caches keep growing for a few batches after that, less
+            # each time (measured on 3.13, batches of 1,000 cycles: +4.8 KB, +2.0,
+            # +0.9, +0.6, +0.4, +0.1). A leak grows by the same amount every batch:
+            # one small object per cycle is 24 KB per batch of 1,000.
+            growths: list[int] = []
+            while len(growths) < 6 and (not growths or growths[-1] >= 4 * 1024):
+                gc.collect()
+                baseline = tracemalloc.get_traced_memory()[0]
+                await run(cycles)
+                gc.collect()
+                growths.append(tracemalloc.get_traced_memory()[0] - baseline)
     finally:
         if started_tracing:
             tracemalloc.stop()
 
     assert [str(warning.message) for warning in caught] == []
     assert len(anyio.get_running_tasks()) == tasks_before
-    # Noise is a few hundred bytes; a leak of one small object per cycle (24 bytes
-    # with its list slot) would be 24 KB at the least.
-    assert growth < 4 * 1024, f"{growth} bytes more after {cycles} cycles"
+    assert growths[-1] < 4 * 1024, f"memory kept growing, batch by batch: {growths}"
