@@ -1340,6 +1340,11 @@ async def test_abort_clients_drops_unsent_bytes() -> None:
     flooding = anyio.Event()
 
     async def flood(reader: compat.StreamReader, writer: compat.StreamWriter) -> None:
+        # Small kernel buffers on both ends, so most of the flood is still ours
+        # to drop when the abort comes (loopback buffers can hold megabytes).
+        writer.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER
+        )
         writer.write(b"f" * 8_000_000)
         flooding.set()
         await reader.read()
@@ -1365,6 +1370,11 @@ async def test_abort_clients_reaches_connections_flushing_after_their_callback()
     async def flood_and_return(
         reader: compat.StreamReader, writer: compat.StreamWriter
     ) -> None:
+        # Small kernel buffers on both ends, so most of the flood is still ours
+        # to drop when the abort comes (loopback buffers can hold megabytes).
+        writer.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER
+        )
         writer.write(b"f" * 8_000_000)
         returned.set()
 
