@@ -33,6 +33,8 @@ from anyio.streams.tls import TLSStream
 from drainpipe import BufferedByteSendStream
 from drainpipe.testing import ScriptedSendStream, settle
 
+from .test_transports import WAITERS, fill
+
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
     from pathlib import Path
@@ -150,26 +152,6 @@ SILENT_PEERS: dict[str, Callable[[Path], Any]] = {
 
 if sys.platform == "win32":  # pragma: no cover
     del SILENT_PEERS["unix"]
-
-
-async def fill(out: BufferedByteSendStream) -> None:
-    """Write until the stream is paused with the wrapped stream's buffers full."""
-    block = b"r" * 65536
-    for _ in range(200):
-        out.write(block)
-        if out.paused:
-            await settle()
-            if out.buffered_bytes > out.high_water:
-                return
-    raise AssertionError("the stream never stayed paused")  # pragma: no cover
-
-
-WAITERS: dict[str, Callable[[BufferedByteSendStream], Awaitable[None]]] = {
-    "drain": lambda out: out.drain(),
-    "send": lambda out: out.send(b"more"),
-    "flush": lambda out: out.flush(),
-    "aclose": lambda out: out.aclose(),
-}
 
 
 @pytest.mark.parametrize("method", WAITERS)

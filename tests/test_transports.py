@@ -25,6 +25,7 @@ from anyio.abc import ByteStream, SocketAttribute, SocketStream
 from anyio.streams.tls import TLSAttribute, TLSStream
 
 from drainpipe import BufferedByteSendStream
+from drainpipe.testing import settle
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -264,7 +265,7 @@ async def fill(out: BufferedByteSendStream) -> None:
     for _ in range(200):
         out.write(block)
         if out.paused:
-            await wait_all_tasks_blocked()
+            await settle()
             if out.buffered_bytes > out.high_water:
                 return
     raise AssertionError("the stream never stayed paused")  # pragma: no cover
