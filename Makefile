@@ -70,7 +70,7 @@ test-all:
 test-slow: $(VENV)/.dev
 	$(BIN)/python -m pytest -m slow -p no:randomly $(PYTEST_ARGS)
 
-bench: $(VENV)/.demo
+bench: $(VENV)/.dev
 	$(BIN)/python -m drainpipe bench $(BENCH_ARGS)
 
 docs: $(VENV)/.docs

@@ -19,7 +19,7 @@ def test_smoke_run_covers_every_scenario_and_contender(
     output = tmp_path / "bench.json"
     assert _bench.main(["--smoke", "--json", str(output)]) == 0
     results = json.loads(output.read_text())
-    assert set(results["scenarios"]) == {"small", "large", "latency", "memory"}
+    assert set(results["scenarios"]) == {"small", "large", "tls", "latency", "memory"}
     small = results["scenarios"]["small"]
     names = [row["name"] for row in small["contenders"]]
     assert names[0] == "asyncio write+drain"

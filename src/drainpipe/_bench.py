@@ -13,9 +13,11 @@ import asyncio
 import json
 import os
 import platform
+import ssl
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
+from anyio.streams.tls import TLSStream
 
 from ._stream import BufferedByteSendStream
 
@@ -35,13 +38,26 @@ T = TypeVar("T")
 # The sink: one connection at a time; mode "count" reads to EOF and answers the byte
 # count, "slow" does the same at a limited rate, "echo" echoes every byte back.
 SINK = r"""
-import socket, sys, time
+import socket, ssl, sys, time
 mode = sys.argv[1]
 server = socket.create_server(("127.0.0.1", 0))
-print(server.getsockname()[1], flush=True)
 buffer = bytearray(1 << 20)
+if mode == "tls":
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(sys.argv[2])
+print(server.getsockname()[1], flush=True)
 while True:
     connection, _ = server.accept()
+    if mode == "tls":
+        # TLS cannot half-close: the client announces how much it will send.
+        connection = context.wrap_socket(connection, server_side=True)
+        expected = int.from_bytes(connection.recv(8), "big")
+        total = 0
+        while total < expected:
+            total += connection.recv_into(buffer)
+        connection.sendall(total.to_bytes(8, "big"))
+        connection.close()
+        continue
     with connection:
         total = 0
         if mode == "slow":
@@ -65,9 +81,9 @@ while True:
 class Sink:
     """A sink process listening on loopback."""
 
-    def __init__(self, mode: str) -> None:
+    def __init__(self, mode: str, *args: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-c", SINK, mode], stdout=subprocess.PIPE
+            [sys.executable, "-c", SINK, mode, *args], stdout=subprocess.PIPE
         )
         assert self.process.stdout is not None
         self.port = int(self.process.stdout.readline())
@@ -145,6 +161,33 @@ async def drainpipe_send(
             received = int.from_bytes(await receive_exactly(stream, 8), "big")
         elapsed = time.perf_counter() - started
     check(received, count * size)
+    return elapsed
+
+
+async def tls_send(
+    port: int, count: int, context: ssl.SSLContext, buffered: bool
+) -> float:
+    message = b"t" * 100
+    tcp = await anyio.connect_tcp("127.0.0.1", port)
+    async with await TLSStream.wrap(
+        tcp, hostname="localhost", ssl_context=context, standard_compatible=False
+    ) as stream:
+        await stream.send((count * 100).to_bytes(8, "big"))
+        started = time.perf_counter()
+        if buffered:
+            async with BufferedByteSendStream(stream) as out:
+                write, drain = out.write, out.drain
+                for _ in range(count):
+                    write(message)
+                    await drain()
+                await out.flush()
+                received = int.from_bytes(await receive_exactly(stream, 8), "big")
+        else:
+            for _ in range(count):
+                await stream.send(message)
+            received = int.from_bytes(await receive_exactly(stream, 8), "big")
+        elapsed = time.perf_counter() - started
+    check(received, count * 100)
     return elapsed
 
 
@@ -281,7 +324,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one round")
     parser.add_argument("--json", metavar="FILE", help="also write the results here")
     parser.add_argument(
-        "--scenarios", default="small,large,latency,memory", help="comma-separated"
+        "--scenarios", default="small,large,tls,latency,memory", help="comma-separated"
     )
     options = parser.parse_args(argv)
     scale = 0.01 if options.smoke else 0.2 if options.quick else 1.0
@@ -395,6 +438,9 @@ def main(argv: list[str]) -> int:
     finally:
         sink.close()
 
+    if "tls" in wanted:
+        tls_scenario(scale, rounds, lines, results)
+
     if "latency" in wanted:
         echo = Sink("echo")
         try:
@@ -469,6 +515,60 @@ def main(argv: list[str]) -> int:
         with open(options.json, "w") as output:
             json.dump(results, output, indent=2)
     return 0
+
+
+def tls_scenario(
+    scale: float, rounds: int, lines: list[str], results: dict[str, Any]
+) -> None:
+    try:
+        import trustme
+    except ImportError:  # pragma: no cover - trustme is in the test group
+        lines.append("\n3. TLS: skipped (pip install trustme)")
+        return
+
+    authority = trustme.CA()
+    client_context = ssl.create_default_context()
+    authority.configure_trust(client_context)
+    with tempfile.TemporaryDirectory() as folder:
+        pem = os.path.join(folder, "server.pem")
+        authority.issue_cert("localhost").private_key_and_cert_chain_pem.write_to_path(
+            pem
+        )
+        sink = Sink("tls", pem)
+    try:
+        count = max(100, int(200_000 * scale))
+        lines.append(f"\n3. TLS small messages: {count:,} x 100 B (target >= 30x)")
+        rows = []
+        for backend in BACKENDS:
+            contenders = [
+                on_backend(
+                    f"direct TLS send() [{backend}]",
+                    backend,
+                    tls_send,
+                    count,
+                    client_context,
+                    False,
+                ),
+                on_backend(
+                    f"drainpipe write()+drain() [{backend}]",
+                    backend,
+                    tls_send,
+                    count,
+                    client_context,
+                    True,
+                ),
+            ]
+            race(f"tls [{backend}]", contenders, sink.port, rounds)
+            ratio = contenders[0].median / contenders[1].median
+            lines.append(
+                f"   {backend:8s} direct {count / contenders[0].median:10,.0f} msg/s  "
+                f"drainpipe {count / contenders[1].median:12,.0f} msg/s "
+                f"{ratio:6.1f}x  {'PASS' if ratio >= 30 else 'below target'}"
+            )
+            rows.append({"backend": backend, "ratio": ratio})
+        results["scenarios"]["tls"] = rows
+    finally:
+        sink.close()
 
 
 def machine() -> dict[str, Any]:
