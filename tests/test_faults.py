@@ -325,7 +325,7 @@ async def test_cancellation_at_every_await_point_leaves_a_consistent_stream(
     # checkpoints that takes varies (trio shuffles the order in which ready tasks
     # run, and on asyncio a cancellation lands a step late), hence the margin.
     limit = 4 * uncancelled.checkpoints + 20
-    runs = []
+    runs: list[SweepRun] = []
     while not (runs and runs[-1].completed):
         assert len(runs) <= limit, f"not completed after {limit} checkpoints"
         with fail_after(5):
