@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 PYTEST_TIMEOUT ?= 60
 
-.PHONY: help demo test lint typecheck pytest test-all test-slow bench docs clean
+.PHONY: help demo test lint typecheck pytest test-all test-slow bench docs plots clean
 
 help:
 	@echo "make demo       run the demo (python -m drainpipe)"
@@ -16,6 +16,7 @@ help:
 	@echo "make test-slow  the heavy load and soak tests"
 	@echo "make bench      the side-by-side benchmark suite"
 	@echo "make docs       build the documentation (warnings are errors)"
+	@echo "make plots      redraw the documentation's figures from real runs"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +32,10 @@ $(VENV)/.dev: $(BIN)/python pyproject.toml
 
 $(VENV)/.docs: $(VENV)/.dev
 	$(PIP) install -e ".[trio]" --group docs --group examples
+	@touch $@
+
+$(VENV)/.plots: $(VENV)/.dev
+	$(PIP) install -e ".[trio]" --group plots
 	@touch $@
 
 demo: $(VENV)/.demo
@@ -75,6 +80,10 @@ bench: $(VENV)/.dev
 
 docs: $(VENV)/.docs
 	$(BIN)/python -m sphinx -W --keep-going -n -b html docs docs/_build/html
+
+# Redraw the figures under docs/_static from real runs (commit the PNGs).
+plots: $(VENV)/.plots
+	$(BIN)/python docs/backpressure_plot.py
 
 clean:
 	rm -rf $(VENV) .venv-* .coverage .coverage.* docs/_build .mypy_cache .ruff_cache

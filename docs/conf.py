@@ -1,0 +1,60 @@
+"""Sphinx configuration for drainpipe's documentation.
+
+Build with ``make docs`` (``python -m sphinx -W --keep-going -n -b html docs
+docs/_build/html``). The build works offline: references to Python, AnyIO, Trio and
+typing_extensions objects resolve through the small table in
+``_ext/external_refs.py``. With ``DRAINPIPE_DOCS_INTERSPHINX=1`` the full
+inventories of docs.python.org, anyio.readthedocs.io and trio.readthedocs.io are
+fetched as well (this needs network access) and take precedence over the table.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from importlib.metadata import version as distribution_version
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent / "_ext"))
+
+project = "drainpipe"
+author = "The drainpipe developers"
+copyright = "The drainpipe developers"
+release = distribution_version("drainpipe")
+version = ".".join(release.split(".")[:2])
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx_autodoc_typehints",
+    "myst_parser",
+    "external_refs",
+]
+
+if os.environ.get("DRAINPIPE_DOCS_INTERSPHINX") == "1":
+    extensions.append("sphinx.ext.intersphinx")
+    intersphinx_mapping = {
+        "python": ("https://docs.python.org/3", None),
+        "anyio": ("https://anyio.readthedocs.io/en/stable", None),
+        "trio": ("https://trio.readthedocs.io/en/stable", None),
+    }
+
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+exclude_patterns = ["_build", "snippets", "Thumbs.db", ".DS_Store"]
+nitpicky = True
+
+# -- MyST ----------------------------------------------------------------------
+myst_enable_extensions = ["colon_fence", "deflist"]
+myst_heading_anchors = 3
+
+# -- autodoc ---------------------------------------------------------------------
+autodoc_member_order = "bysource"
+autodoc_default_options = {"members": True, "show-inheritance": True}
+autodoc_preserve_defaults = True
+typehints_defaults = "comma"
+typehints_document_rtype = True
+always_use_bars_union = True
+
+# -- HTML ------------------------------------------------------------------------
+html_theme = "furo"
+html_title = f"drainpipe {release}"
+html_static_path = ["_static"]

@@ -1,0 +1,36 @@
+"""Every code sample in the documentation runs, on every backend.
+
+The pages under docs/ include their Python code from files (``literalinclude``): the
+snippets in docs/snippets/ are run here, each one's ``main()`` asserting its own
+result; the programs in examples/ are tested by tests/test_examples.py.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+pytestmark = pytest.mark.anyio
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+SNIPPETS = sorted((DOCS / "snippets").glob("*.py"))
+
+
+def load(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"docs_snippet_{path.stem}", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("path", SNIPPETS, ids=[path.stem for path in SNIPPETS])
+async def test_snippet_runs_and_asserts_its_result(path: Path) -> None:
+    await load(path).main()
