@@ -84,6 +84,7 @@ docs: $(VENV)/.docs
 # Redraw the figures under docs/_static from real runs (commit the PNGs).
 plots: $(VENV)/.plots
 	$(BIN)/python docs/backpressure_plot.py
+	$(BIN)/python docs/timeline_plot.py
 
 clean:
 	rm -rf $(VENV) .venv-* .coverage .coverage.* docs/_build .mypy_cache .ruff_cache

@@ -4,6 +4,7 @@ exceptions."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import os
 import re
@@ -12,7 +13,8 @@ import ssl
 import struct
 import sys
 from contextlib import asynccontextmanager, contextmanager, suppress
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
@@ -30,8 +32,14 @@ from anyio.streams.tls import TLSStream
 from drainpipe import compat
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-    from pathlib import Path
+    from collections.abc import (
+        AsyncIterator,
+        Awaitable,
+        Callable,
+        Coroutine,
+        Iterator,
+    )
+    from types import ModuleType
 
     from anyio.streams.memory import MemoryObjectSendStream
 
@@ -43,48 +51,27 @@ SMALL_BUFFER = 16 * 1024
 
 # -- the asyncio documentation's echo pair ---------------------------------------
 #
-# tcp_echo_client() and handle_echo()/main() from the "Streams" page of the asyncio
-# documentation, ported by the steps in docs/porting.md. The one other change: the
-# port is a parameter instead of 8888, so that the test can use a free one.
+# docs/porting_echo.py: tcp_echo_client() and handle_echo()/main() from the
+# "Streams" page of the asyncio documentation, ported by the steps in
+# docs/porting.md, which shows that very file.
 
 
-async def tcp_echo_client(message: str, port: int) -> None:
-    async with compat.open_connection("127.0.0.1", port) as (reader, writer):
-        print(f"Send: {message!r}")
-        writer.write(message.encode())
-        await writer.drain()
-
-        data = await reader.read(100)
-        print(f"Received: {data.decode()!r}")
-
-        print("Close the connection")
-        writer.close()
-        await writer.wait_closed()
+def load_echo_pair() -> ModuleType:
+    path = Path(__file__).resolve().parent.parent / "docs" / "porting_echo.py"
+    spec = importlib.util.spec_from_file_location("porting_echo", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-async def handle_echo(reader: compat.StreamReader, writer: compat.StreamWriter) -> None:
-    data = await reader.read(100)
-    message = data.decode()
-    addr = writer.get_extra_info("peername")
-
-    print(f"Received {message!r} from {addr!r}")
-
-    print(f"Send: {message!r}")
-    writer.write(data)
-    await writer.drain()
-
-    print("Close the connection")
-    writer.close()
-    await writer.wait_closed()
-
-
-async def main(port: int) -> None:
-    async with compat.start_server(handle_echo, "127.0.0.1", port) as server:
-        addrs = ", ".join(str(sock.getsockname()) for sock in server.sockets)
-        print(f"Serving on {addrs}")
-
-        async with server:
-            await server.serve_forever()
+echo_pair = load_echo_pair()
+tcp_echo_client: Callable[[str, int], Awaitable[None]] = echo_pair.tcp_echo_client
+handle_echo: Callable[[compat.StreamReader, compat.StreamWriter], Awaitable[None]] = (
+    echo_pair.handle_echo
+)
+main: Callable[[int], Coroutine[Any, Any, None]] = echo_pair.main
 
 
 def free_port() -> int:
