@@ -613,6 +613,28 @@ async def test_cancelled_flush_keeps_the_bytes_queued() -> None:
         assert wire.data == b"kept"
 
 
+@pytest.mark.parametrize("method", ["flush", "aclose"])
+async def test_a_timeout_interrupts_a_long_flush_while_pieces_keep_going_out(
+    method: str,
+) -> None:
+    # The wrapped stream accepts every piece after one checkpoint, so the flush
+    # task makes progress on every turn of the event loop. A waiter woken on every
+    # piece would be runnable whenever AnyIO's asyncio backend tries to deliver the
+    # cancellation, and it would never be delivered: the call would run to the end.
+    pieces = 5_000
+    async with buffered_scripted_stream(high_water=0) as (out, wire):
+        for index in range(pieces):
+            out.write(bytes([index % 256]) * 20_000)
+        with fail_after(5), move_on_after(0.01) as scope:
+            await getattr(out, method)()
+        assert scope.cancelled_caught
+        assert len(wire.pieces) < pieces
+        if method == "flush":
+            out.write(b"still open")
+            await out.flush()
+            assert wire.data.endswith(b"still open")
+
+
 # -- send_eof ------------------------------------------------------------------------
 
 

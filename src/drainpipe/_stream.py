@@ -164,7 +164,10 @@ class BufferedByteSendStream(ByteSendStream):
         self._flush_idle = False
         self._wakeup: Event | None = None
         self._resumed: Event | None = None
-        self._progress: Event | None = None
+        # (target, event) of each task waiting until bytes_sent reaches target, in
+        # call order and so in target order; woken only once its target is reached,
+        # so a long flush stays asleep (and cancellable on asyncio) meanwhile
+        self._sent_waiters: deque[tuple[int, Event]] = deque()
         self._closed: Event | None = None
         self._send_waiters: deque[Event] = deque()
         self._tasks_waiting = 0
@@ -488,23 +491,24 @@ class BufferedByteSendStream(ByteSendStream):
 
     async def _wait_sent(self, target: int) -> None:
         """Wait until ``bytes_sent`` reaches ``target``."""
-        buffer = self._buffer
-        while True:
-            if self._state is _BROKEN or self._state is _CLOSED:
-                self._raise_unusable()
+        if self._state is _BROKEN or self._state is _CLOSED:
+            self._raise_unusable()
 
-            if buffer.bytes_sent >= target:
-                return
+        if self._buffer.bytes_sent >= target:
+            return
 
-            if self._progress is None:
-                self._progress = Event()
+        waiter = (target, Event())
+        self._sent_waiters.append(waiter)
+        self._tasks_waiting += 1
+        try:
+            await waiter[1].wait()
+        finally:
+            self._tasks_waiting -= 1
+            if not waiter[1].is_set():
+                self._sent_waiters.remove(waiter)
 
-            progress = self._progress
-            self._tasks_waiting += 1
-            try:
-                await progress.wait()
-            finally:
-                self._tasks_waiting -= 1
+        if self._state is _BROKEN or self._state is _CLOSED:
+            self._raise_unusable()
 
     async def send_eof(self) -> None:
         """Flush everything, then half-close the wrapped stream (its
@@ -579,9 +583,9 @@ class BufferedByteSendStream(ByteSendStream):
                     if buffer.mark_sent(len(piece)):
                         self._on_resume()
 
-                    if self._progress is not None:
-                        self._progress.set()
-                        self._progress = None
+                    waiters = self._sent_waiters
+                    while waiters and waiters[0][0] <= buffer.bytes_sent:
+                        waiters.popleft()[1].set()
             except Exception as exc:  # noqa: BLE001 - kept and re-raised to every caller
                 self._fail(exc)
 
@@ -611,9 +615,8 @@ class BufferedByteSendStream(ByteSendStream):
             self._resumed.set()
             self._resumed = None
 
-        if self._progress is not None:
-            self._progress.set()
-            self._progress = None
+        while self._sent_waiters:
+            self._sent_waiters.popleft()[1].set()
 
         for turn in self._send_waiters:
             turn.set()
