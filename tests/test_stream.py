@@ -894,6 +894,35 @@ async def test_send_keeps_buffered_bytes_bounded() -> None:
         assert peak <= 1000 + 100
 
 
+@pytest.mark.parametrize("method", ["send", "write+drain"])
+async def test_flush_task_does_not_park_while_a_woken_producer_refills_it(
+    method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each resume leaves one message queued; on trio the flush task may send it and
+    # find the queue empty before the producer it woke has run. It must let that
+    # producer refill the queue instead of parking and being woken again.
+    wakes = 0
+    wake = BufferedByteSendStream._wake_flush_task
+
+    def counting_wake(self: BufferedByteSendStream) -> None:
+        nonlocal wakes
+        wakes += 1
+        wake(self)
+
+    monkeypatch.setattr(BufferedByteSendStream, "_wake_flush_task", counting_wake)
+    message = b"m" * 100
+    async with buffered_scripted_stream(high_water=4 * len(message)) as (out, wire):
+        for _ in range(200):
+            if method == "send":
+                await out.send(message)
+            else:
+                out.write(message)
+                await out.drain()
+        await out.flush()
+        assert wakes == 0
+    assert wire.data == message * 200
+
+
 async def test_memory_object_stream_receives_coalesced_bytes() -> None:
     send, receive = create_memory_object_stream[bytes](100)
     received: list[bytes] = []

@@ -162,6 +162,7 @@ class BufferedByteSendStream(ByteSendStream):
         self._task_group: TaskGroup | None = None
         self._flush_scope = CancelScope()
         self._flush_idle = False
+        self._yields_after_resume = 0
         self._wakeup: Event | None = None
         self._resumed: Event | None = None
         # (target, event) of each task waiting until bytes_sent reaches target, in
@@ -571,6 +572,15 @@ class BufferedByteSendStream(ByteSendStream):
                 while True:
                     piece = buffer.take()
                     if piece is None:
+                        if self._yields_after_resume:
+                            # A task woken by a resume usually refills the queue at
+                            # once: yielding until it has run is cheaper than parking
+                            # here and being woken by it. Two checkpoints suffice:
+                            # trio may run this task first in the woken task's batch.
+                            self._yields_after_resume -= 1
+                            await checkpoint()
+                            continue
+
                         self._wakeup = Event()
                         self._flush_idle = True
                         await self._wakeup.wait()
@@ -595,6 +605,9 @@ class BufferedByteSendStream(ByteSendStream):
         self._wakeup.set()
 
     def _on_resume(self) -> None:
+        if self._resumed is not None or self._send_waiters:
+            self._yields_after_resume = 2
+
         if self._resumed is not None:
             self._resumed.set()
             self._resumed = None
