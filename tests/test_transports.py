@@ -305,6 +305,35 @@ async def test_peer_reset_while_waiting_raises_broken(method: str) -> None:
     assert isinstance(outcome[0], BrokenResourceError)
 
 
+@pytest.mark.parametrize("method", ["flush", "aclose"])
+async def test_peer_reset_under_the_last_piece_is_not_lost(method: str) -> None:
+    # One piece, larger than both kernel buffers: the wrapped stream's send() is
+    # still waiting for room when the peer resets, and nothing else is queued
+    # after it. AnyIO 4.4-4.15's asyncio SocketStream.send() returned normally
+    # here, so flush() and aclose() reported success for dropped bytes; drainpipe
+    # requires AnyIO 4.16 for this.
+    outcome: list[BaseException | None] = []
+    async with silent_peer() as (client, peer), BufferedByteSendStream(client) as out:
+        out.write(b"L" * 200_000)
+
+        async def wait() -> None:
+            try:
+                await WAITERS[method](out)
+            except BrokenResourceError as exc:
+                outcome.append(exc)
+            else:
+                outcome.append(None)
+
+        async with create_task_group() as tg:
+            tg.start_soon(wait)
+            await wait_all_tasks_blocked()
+            assert out.statistics().send_calls == 0  # the piece is in flight
+            assert outcome == []
+            reset(peer)
+    [error] = outcome
+    assert isinstance(error, BrokenResourceError), f"{method}() hid the loss"
+
+
 async def test_peer_reset_while_idle_is_reported_on_exit() -> None:
     async with silent_peer() as (client, peer):
         with fail_after(5), pytest.raises(BrokenResourceError):  # noqa: PT012

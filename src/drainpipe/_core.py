@@ -18,8 +18,8 @@ DEFAULT_HIGH_WATER: Final = 64 * 1024
 
 #: Largest piece handed to the wrapped stream in one ``send()`` call.
 #:
-#: Bounded pieces keep a broken connection visible while data remains (see the
-#: asyncio-backend note in ``_stream.py``) and let the producer enqueue the next
+#: Bounded pieces put an upper limit on the bytes in flight in one call (a loss
+#: under them is reported by that call) and let the producer enqueue the next
 #: piece while this one is in the wrapped stream.
 MAX_PIECE: Final = 256 * 1024
 
