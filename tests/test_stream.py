@@ -894,6 +894,30 @@ async def test_send_keeps_buffered_bytes_bounded() -> None:
         assert peak <= 1000 + 100
 
 
+async def test_send_keeps_buffered_bytes_bounded_under_concurrent_senders() -> None:
+    # Twenty tasks, messages of 1-300 bytes: every enqueue by send() happens while
+    # the stream is not paused, so the peak is high_water plus the largest message.
+    async with buffered_scripted_stream(high_water=1000) as (out, wire):
+        wire.delay = 0.0001
+        peak = 0
+
+        async def sender(task: int) -> None:
+            nonlocal peak
+            for number in range(50):
+                await out.send(bytes([task]) * (1 + (task * 50 + number) % 300))
+                peak = max(peak, out.buffered_bytes)
+
+        async with create_task_group() as tg:
+            for task in range(20):
+                tg.start_soon(sender, task)
+        assert out.statistics().tasks_waiting == 0
+        await out.flush()
+    assert 1000 < peak <= 1000 + 300
+    assert len(wire.data) == sum(
+        1 + (task * 50 + number) % 300 for task in range(20) for number in range(50)
+    )
+
+
 @pytest.mark.parametrize("method", ["send", "write+drain"])
 async def test_flush_task_does_not_park_while_a_woken_producer_refills_it(
     method: str, monkeypatch: pytest.MonkeyPatch
