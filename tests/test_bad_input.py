@@ -158,6 +158,19 @@ async def test_non_contiguous_memoryview_is_copied_and_arrives_whole(
     assert wire.data == prefix + b"aceg"
 
 
+@pytest.mark.parametrize("method", ENQUEUERS)
+async def test_released_memoryview_raises_value_error_and_enqueues_nothing(
+    method: str,
+) -> None:
+    view = memoryview(bytearray(b"gone"))
+    view.release()
+    async with buffered_scripted_stream() as (out, wire):
+        with pytest.raises(ValueError, match="released memoryview"):
+            await enqueue(method, out, view)
+        assert out.statistics().bytes_written == 0
+        await still_delivers(out, wire)
+
+
 # -- one 200 MB write ---------------------------------------------------------------------
 
 HUGE = 200 * 1024 * 1024

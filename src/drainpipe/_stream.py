@@ -121,8 +121,9 @@ class BufferedByteSendStream(ByteSendStream):
     If the wrapped stream's ``send()`` raises, the stream is *broken*: the buffer
     is dropped, every waiting task is woken and every later call raises
     :exc:`~anyio.BrokenResourceError` whose ``__cause__`` is the original
-    exception (once the stream has been closed, :exc:`~anyio.ClosedResourceError`). A failure that no call has reported yet is raised by :meth:`aclose`
-    (and so on leaving the block normally): nothing is lost silently.
+    exception (once the stream has been closed, :exc:`~anyio.ClosedResourceError`).
+    A failure that no call has reported yet is raised by :meth:`aclose` (and so on
+    leaving the block normally): nothing is lost silently.
 
     Any number of tasks may use one stream; the bytes of one :meth:`write` or
     :meth:`send` stay contiguous and in enqueue order, and only the flush task calls
@@ -286,6 +287,8 @@ class BufferedByteSendStream(ByteSendStream):
 
         :raises TypeError: if ``data`` is not a bytes-like object (nothing is
             enqueued)
+        :raises ValueError: if ``data`` is a released :class:`memoryview`
+            (nothing is enqueued)
         :raises ~anyio.ClosedResourceError: after :meth:`aclose` or
             :meth:`send_eof`
         :raises ~anyio.BrokenResourceError: if the wrapped stream failed
@@ -310,6 +313,7 @@ class BufferedByteSendStream(ByteSendStream):
         enqueued, so a bad item leaves the buffer as it was.
 
         :raises TypeError: if an item is not a bytes-like object
+        :raises ValueError: if an item is a released :class:`memoryview`
         :raises ~anyio.ClosedResourceError: after :meth:`aclose` or
             :meth:`send_eof`
         :raises ~anyio.BrokenResourceError: if the wrapped stream failed
@@ -339,6 +343,7 @@ class BufferedByteSendStream(ByteSendStream):
 
         :raises ~anyio.WouldBlock: if the stream is paused
         :raises TypeError: if ``item`` is not a bytes-like object
+        :raises ValueError: if ``item`` is a released :class:`memoryview`
         :raises ~anyio.ClosedResourceError: after :meth:`aclose` or
             :meth:`send_eof`
         :raises ~anyio.BrokenResourceError: if the wrapped stream failed
@@ -369,6 +374,7 @@ class BufferedByteSendStream(ByteSendStream):
         If cancelled while waiting, nothing was enqueued: retrying is safe.
 
         :raises TypeError: if ``item`` is not a bytes-like object
+        :raises ValueError: if ``item`` is a released :class:`memoryview`
         :raises ~anyio.ClosedResourceError: after :meth:`aclose` or
             :meth:`send_eof`, also when it happens while waiting
         :raises ~anyio.BrokenResourceError: if the wrapped stream failed, also
