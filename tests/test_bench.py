@@ -25,10 +25,18 @@ def test_smoke_run_covers_every_scenario_and_contender(
     assert names[0] == "asyncio write+drain"
     assert sum(name.startswith("drainpipe") for name in names) == 6
     assert all(row["ratio"] > 0 for row in small["contenders"])
-    assert len(results["scenarios"]["large"]) == 6
+    large = results["scenarios"]["large"]
+    # two sizes on three backends, each at high_water = 4 x size and the default
+    assert len(large) == 12
+    assert sum(row["high_water"] == 4 * row["size"] for row in large) == 6
     for row in results["scenarios"]["memory"]:
         # send() keeps the buffer bounded: at most high_water plus one message
         assert 0 < row["peak_buffered_bytes"] <= row["limit"]
+        series = row["series"]
+        assert max(series["buffered_bytes"]) == row["peak_buffered_bytes"]
+        assert len(series["seconds"]) == len(series["buffered_bytes"])
+    assert results["machine"]["date"]
+    assert results["command"] == f"python -m drainpipe bench --smoke --json {output}"
     assert results["machine"]["versions"]["anyio"]
     table = capsys.readouterr().out
     assert "1. small messages" in table

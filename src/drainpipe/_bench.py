@@ -13,12 +13,14 @@ import asyncio
 import json
 import os
 import platform
+import re
 import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from array import array
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 from anyio.streams.tls import TLSStream
 
+from ._core import DEFAULT_HIGH_WATER
 from ._stream import BufferedByteSendStream
 
 if TYPE_CHECKING:
@@ -214,24 +217,67 @@ async def latency(port: int, count: int, buffered: bool) -> float:
         return (time.perf_counter() - started) / count
 
 
-async def memory(port: int, total: int, size: int, high_water: int) -> dict[str, int]:
+#: How often the memory scenario's sampler records ``buffered_bytes`` and RSS.
+SAMPLE_INTERVAL = 0.001
+
+
+async def memory(port: int, total: int, size: int, high_water: int) -> dict[str, Any]:
+    """Send ``total`` bytes by ``send()`` to a slow sink; return the peak of
+    ``buffered_bytes`` and of RSS growth, and both as time series.
+
+    ``buffered_bytes`` is recorded after every ``send()`` (where it peaks) and, with
+    RSS, by a sampler task every :data:`SAMPLE_INTERVAL` (which sees it fall).
+    """
     message = b"s" * size
     rss_before = rss()
     peak_buffered = peak_rss = 0
+    # Arrays, not lists of Python numbers: the samples must not inflate the RSS
+    # they measure.
+    seconds = array("d")
+    buffered = array("q")
+    rss_seconds = array("d")
+    rss_growth = array("q")
     stream = await anyio.connect_tcp("127.0.0.1", port)
     async with stream, BufferedByteSendStream(stream, high_water=high_water) as out:
-        for index in range(total // size):
-            await out.send(message)
-            peak_buffered = max(peak_buffered, out.buffered_bytes)
-            if index % 64 == 0:
-                peak_rss = max(peak_rss, rss())
-        await out.send_eof()
+        started = time.perf_counter()
+
+        async def sample() -> None:
+            while True:
+                now = time.perf_counter() - started
+                seconds.append(now)
+                buffered.append(out.buffered_bytes)
+                rss_seconds.append(now)
+                rss_growth.append(rss() - rss_before)
+                await anyio.sleep(SAMPLE_INTERVAL)
+
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(sample)
+            for index in range(total // size):
+                await out.send(message)
+                seconds.append(time.perf_counter() - started)
+                buffered.append(out.buffered_bytes)
+                peak_buffered = max(peak_buffered, buffered[-1])
+                if index % 64 == 0:
+                    peak_rss = max(peak_rss, rss())
+            await out.send_eof()
+            task_group.cancel_scope.cancel()
         received = int.from_bytes(await receive_exactly(stream, 8), "big")
     check(received, total // size * size)
     return {
+        "total": total // size * size,
+        "message": size,
+        "high_water": high_water,
         "peak_buffered_bytes": peak_buffered,
         "limit": high_water + size,
-        "rss_growth": max(0, peak_rss - rss_before),
+        "rss_growth": max(0, peak_rss - rss_before, *rss_growth),
+        "series": {
+            "seconds": [round(second, 5) for second in seconds],
+            "buffered_bytes": buffered.tolist(),
+        },
+        "rss_series": {
+            "seconds": [round(second, 5) for second in rss_seconds],
+            "rss_growth": rss_growth.tolist(),
+        },
     }
 
 
@@ -330,7 +376,12 @@ def main(argv: list[str]) -> int:
     scale = 0.01 if options.smoke else 0.2 if options.quick else 1.0
     rounds = 1 if options.smoke else 3 if options.quick else 5
     wanted = set(options.scenarios.split(","))
-    results: dict[str, Any] = {"machine": machine(), "scenarios": {}}
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "command": " ".join(["python -m drainpipe bench", *argv]),
+        "rounds": rounds,
+        "scenarios": {},
+    }
     lines: list[str] = []
 
     sink = Sink("count")
@@ -390,19 +441,29 @@ def main(argv: list[str]) -> int:
                 rows.append(
                     {"name": contender.name, "times": contender.times, "ratio": ratio}
                 )
-            results["scenarios"]["small"] = {"count": count, "contenders": rows}
+            results["scenarios"]["small"] = {
+                "count": count,
+                "size": 100,
+                "contenders": rows,
+            }
 
         if "large" in wanted:
             rows = []
-            lines.append("\n2. large messages, high_water = 4 x size (target >= 0.9x)")
+            lines.append(
+                "\n2. large messages, high_water = 4 x size (target >= 0.9x), "
+                "and at the default high_water (64 KiB)"
+            )
             for size, base_count in ((64 * 1024, 20_000), (1024 * 1024, 1_000)):
                 count = max(1, int(base_count * scale))
+                # Each direct send() is followed by drainpipe's send() at every
+                # high_water tried: the recommended 4 x size, and the default.
+                settings = sorted({4 * size, DEFAULT_HIGH_WATER}, reverse=True)
                 contenders = []
                 for b in BACKENDS:
+                    contenders.append(
+                        on_backend(f"direct send() [{b}]", b, anyio_direct, count, size)
+                    )
                     contenders += [
-                        on_backend(
-                            f"direct send() [{b}]", b, anyio_direct, count, size
-                        ),
                         on_backend(
                             f"drainpipe send() [{b}]",
                             b,
@@ -410,30 +471,40 @@ def main(argv: list[str]) -> int:
                             count,
                             size,
                             False,
-                            4 * size,
-                        ),
+                            high_water,
+                        )
+                        for high_water in settings
                     ]
                 race(f"large: {count} x {size}", contenders, sink.port, rounds)
-                for direct, buffered in zip(
-                    contenders[::2], contenders[1::2], strict=True
-                ):
-                    ratio = direct.median / buffered.median
-                    mb_s = count * size / buffered.median / 1e6
-                    lines.append(
-                        f"   {count:,} x {size // 1024} KiB {buffered.name:28s} "
-                        f"{mb_s:8,.0f} MB/s {ratio:6.2f}x  "
-                        f"{'PASS' if ratio >= 0.9 else 'below target'}"
-                    )
-                    rows.append(
-                        {
-                            "size": size,
-                            "count": count,
-                            "name": buffered.name,
-                            "direct": direct.times,
-                            "drainpipe": buffered.times,
-                            "ratio": ratio,
-                        }
-                    )
+                group = 1 + len(settings)
+                for start in range(0, len(contenders), group):
+                    direct = contenders[start]
+                    for high_water, buffered in zip(
+                        settings, contenders[start + 1 : start + group], strict=True
+                    ):
+                        ratio = direct.median / buffered.median
+                        mb_s = count * size / buffered.median / 1e6
+                        mark = (
+                            ("PASS" if ratio >= 0.9 else "below target")
+                            if high_water == 4 * size
+                            else "(default high_water)"
+                        )
+                        lines.append(
+                            f"   {count:,} x {size // 1024} KiB {buffered.name:28s} "
+                            f"high_water {high_water // 1024:5,} KiB "
+                            f"{mb_s:8,.0f} MB/s {ratio:6.2f}x  {mark}"
+                        )
+                        rows.append(
+                            {
+                                "size": size,
+                                "count": count,
+                                "high_water": high_water,
+                                "name": buffered.name,
+                                "direct": direct.times,
+                                "drainpipe": buffered.times,
+                                "ratio": ratio,
+                            }
+                        )
             results["scenarios"]["large"] = rows
     finally:
         sink.close()
@@ -465,7 +536,15 @@ def main(argv: list[str]) -> int:
                     f"drainpipe {contenders[1].median * 1e6:7.1f} us  {ratio:5.2f}x  "
                     f"{'PASS' if ratio <= 1.2 else 'above target'}"
                 )
-                rows.append({"backend": backend, "ratio": ratio})
+                rows.append(
+                    {
+                        "backend": backend,
+                        "count": count,
+                        "direct": contenders[0].times,
+                        "drainpipe": contenders[1].times,
+                        "ratio": ratio,
+                    }
+                )
             results["scenarios"]["latency"] = rows
         finally:
             echo.close()
@@ -513,7 +592,7 @@ def main(argv: list[str]) -> int:
     print("\n".join(lines))
     if options.json:
         with open(options.json, "w") as output:
-            json.dump(results, output, indent=2)
+            output.write(to_json(results))
     return 0
 
 
@@ -565,10 +644,27 @@ def tls_scenario(
                 f"drainpipe {count / contenders[1].median:12,.0f} msg/s "
                 f"{ratio:6.1f}x  {'PASS' if ratio >= 30 else 'below target'}"
             )
-            rows.append({"backend": backend, "ratio": ratio})
+            rows.append(
+                {
+                    "backend": backend,
+                    "count": count,
+                    "direct": contenders[0].times,
+                    "drainpipe": contenders[1].times,
+                    "ratio": ratio,
+                }
+            )
         results["scenarios"]["tls"] = rows
     finally:
         sink.close()
+
+
+def to_json(results: dict[str, Any]) -> str:
+    """Indented JSON with every list of numbers on one line (the time series)."""
+    text = json.dumps(results, indent=2)
+    return NUMBER_LIST.sub(lambda match: f"[{' '.join(match[1].split())}]", text) + "\n"
+
+
+NUMBER_LIST = re.compile(r"\[([-+.,\deE\s]*)\]")
 
 
 def machine() -> dict[str, Any]:
@@ -580,6 +676,7 @@ def machine() -> dict[str, Any]:
             versions[package] = None
     return {
         "platform": platform.platform(),
+        "cpu": cpu_model(),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "date": time.strftime("%Y-%m-%d"),
@@ -587,8 +684,21 @@ def machine() -> dict[str, Any]:
     }
 
 
+def cpu_model() -> str:
+    """The processor's name: Linux's ``model name``, else what ``platform`` says."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    return platform.processor() or platform.machine()  # pragma: no cover
+
+
 def describe(info: dict[str, Any]) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v)
     return (
-        f"{info['platform']}, {info['cpus']} CPUs, Python {info['python']}, {versions}"
+        f"{info['platform']}, {info['cpu']}, {info['cpus']} CPUs, "
+        f"Python {info['python']}, {versions}, {info['date']}"
     )
