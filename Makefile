@@ -46,7 +46,7 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff format --check .
 
 typecheck: $(VENV)/.dev
-	$(BIN)/mypy --strict src tests
+	$(BIN)/mypy --strict src tests examples
 
 pytest: $(VENV)/.dev
 	rm -f .coverage .coverage.*
@@ -81,10 +81,13 @@ bench: $(VENV)/.dev
 docs: $(VENV)/.docs
 	$(BIN)/python -m sphinx -W --keep-going -n -b html docs docs/_build/html
 
-# Redraw the figures under docs/_static from real runs (commit the PNGs).
+# Redraw the figures under docs/_static from real runs (commit the PNGs, and the
+# benchmark's JSON next to its figures).
 plots: $(VENV)/.plots
 	$(BIN)/python docs/backpressure_plot.py
 	$(BIN)/python docs/timeline_plot.py
+	$(BIN)/python -m drainpipe bench --quick --json docs/_static/bench.json
+	$(BIN)/python docs/bench_plot.py docs/_static/bench.json
 
 clean:
 	rm -rf $(VENV) .venv-* .coverage .coverage.* docs/_build .mypy_cache .ruff_cache
