@@ -33,7 +33,7 @@ from anyio.streams.tls import TLSStream
 from drainpipe import BufferedByteSendStream
 from drainpipe.testing import ScriptedSendStream, settle
 
-from .test_transports import WAITERS, fill
+from .test_transports import WAITERS, fill, record_outcome
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -166,18 +166,8 @@ async def test_peer_reset_wakes_the_waiting_call_with_broken(
         BufferedByteSendStream(peer.stream) as out,
     ):
         await fill(out)
-
-        async def wait() -> None:
-            try:
-                await WAITERS[method](out)
-            except BrokenResourceError as exc:
-                outcome.append(exc)
-            else:
-                outcome.append(None)
-            done.set()
-
         async with create_task_group() as tg:
-            tg.start_soon(wait)
+            tg.start_soon(record_outcome, method, out, outcome, done)
             await settle()
             assert outcome == []
             peer.reset()

@@ -279,24 +279,30 @@ WAITERS: dict[str, Callable[[BufferedByteSendStream], Awaitable[None]]] = {
 }
 
 
+async def record_outcome(
+    method: str,
+    out: BufferedByteSendStream,
+    outcome: list[BaseException | None],
+    done: anyio.Event,
+) -> None:
+    """Call WAITERS[method]; record the BrokenResourceError it raised, or None."""
+    try:
+        await WAITERS[method](out)
+    except BrokenResourceError as exc:
+        outcome.append(exc)
+    else:
+        outcome.append(None)
+    done.set()
+
+
 @pytest.mark.parametrize("method", WAITERS)
 async def test_peer_reset_while_waiting_raises_broken(method: str) -> None:
     outcome: list[BaseException | None] = []
     done = anyio.Event()
     async with silent_peer() as (client, peer), BufferedByteSendStream(client) as out:
         await fill(out)
-
-        async def wait() -> None:
-            try:
-                await WAITERS[method](out)
-            except BrokenResourceError as exc:
-                outcome.append(exc)
-            else:
-                outcome.append(None)
-            done.set()
-
         async with create_task_group() as tg:
-            tg.start_soon(wait)
+            tg.start_soon(record_outcome, method, out, outcome, done)
             await wait_all_tasks_blocked()
             assert outcome == []
             reset(peer)
@@ -315,17 +321,8 @@ async def test_peer_reset_under_the_last_piece_is_not_lost(method: str) -> None:
     outcome: list[BaseException | None] = []
     async with silent_peer() as (client, peer), BufferedByteSendStream(client) as out:
         out.write(b"L" * 200_000)
-
-        async def wait() -> None:
-            try:
-                await WAITERS[method](out)
-            except BrokenResourceError as exc:
-                outcome.append(exc)
-            else:
-                outcome.append(None)
-
         async with create_task_group() as tg:
-            tg.start_soon(wait)
+            tg.start_soon(record_outcome, method, out, outcome, anyio.Event())
             await wait_all_tasks_blocked()
             assert out.statistics().send_calls == 0  # the piece is in flight
             assert outcome == []
