@@ -36,6 +36,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from drainpipe import BufferedByteSendStream
 
 if TYPE_CHECKING:
+    from anyio import TypedAttributeProvider
     from anyio.abc import AnyByteReceiveStream, SocketStream
 
 #: the longest line the relay accepts, newline excluded
@@ -87,6 +88,26 @@ def shrink_buffers(stream: SocketStream) -> None:
     raw = stream.extra(SocketAttribute.raw_socket)
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
+
+
+async def connect_both(
+    peer1: TypedAttributeProvider, peer2: TypedAttributeProvider
+) -> tuple[SocketStream, SocketStream]:
+    """Connect to both peers' listeners, like socat, and return (from peer 1, to
+    peer 2), their socket buffers shrunk.
+
+    (Accepted connections would do as well on trio, but on asyncio AnyIO reads an
+    accepted connection into memory, unbounded, until the first receive() call.)
+    """
+    to_peer2 = await anyio.connect_tcp(
+        "127.0.0.1", peer2.extra(SocketAttribute.local_port)
+    )
+    from_peer1 = await anyio.connect_tcp(
+        "127.0.0.1", peer1.extra(SocketAttribute.local_port)
+    )
+    shrink_buffers(to_peer2)
+    shrink_buffers(from_peer1)
+    return from_peer1, to_peer2
 
 
 @dataclass(frozen=True)
@@ -149,17 +170,7 @@ async def main(
     async with peer1_listener, peer2_listener, anyio.create_task_group() as tg:
         tg.start_soon(peer1_listener.serve, peer1)
         tg.start_soon(peer2_listener.serve, peer2)
-        # The relay connects to both peers, like socat. (Accepted connections would
-        # do as well on trio, but on asyncio AnyIO reads an accepted connection
-        # into memory, unbounded, until the first receive() call.)
-        to_peer2 = await anyio.connect_tcp(
-            "127.0.0.1", peer2_listener.extra(SocketAttribute.local_port)
-        )
-        from_peer1 = await anyio.connect_tcp(
-            "127.0.0.1", peer1_listener.extra(SocketAttribute.local_port)
-        )
-        shrink_buffers(to_peer2)
-        shrink_buffers(from_peer1)
+        from_peer1, to_peer2 = await connect_both(peer1_listener, peer2_listener)
         async with (
             from_peer1,
             BufferedByteSendStream(to_peer2, high_water=high_water) as out,

@@ -109,14 +109,7 @@ async def test_relay_stops_reading_while_the_second_peer_does_not_read() -> None
     async with peer1_listener, peer2_listener, anyio.create_task_group() as tg:
         tg.start_soon(peer1_listener.serve, peer1)
         tg.start_soon(peer2_listener.serve, peer2)
-        to_peer2 = await anyio.connect_tcp(
-            "127.0.0.1", peer2_listener.extra(SocketAttribute.local_port)
-        )
-        from_peer1 = await anyio.connect_tcp(
-            "127.0.0.1", peer1_listener.extra(SocketAttribute.local_port)
-        )
-        relay.shrink_buffers(to_peer2)
-        relay.shrink_buffers(from_peer1)
+        from_peer1, to_peer2 = await relay.connect_both(peer1_listener, peer2_listener)
         results: list[Any] = []
         relayed = anyio.Event()
         async with (
