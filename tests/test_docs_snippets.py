@@ -34,3 +34,23 @@ def load(path: Path) -> ModuleType:
 @pytest.mark.parametrize("path", SNIPPETS, ids=[path.stem for path in SNIPPETS])
 async def test_snippet_runs_and_asserts_its_result(path: Path) -> None:
     await load(path).main()
+
+
+#: Files whose code the test suite runs: the snippets (above), the examples
+#: (tests/test_examples.py) and the ported echo pair (tests/test_compat.py).
+TESTED = {
+    *SNIPPETS,
+    *(DOCS.parent / "examples").glob("*.py"),
+    DOCS / "porting_echo.py",
+}
+
+
+@pytest.mark.parametrize("page", sorted(DOCS.glob("*.md")), ids=lambda page: page.stem)
+def test_pages_take_their_python_code_from_tested_files(page: Path) -> None:
+    lines = page.read_text(encoding="utf-8").splitlines()
+    inline = [line for line in lines if line.strip() in {"```python", "```py"}]
+    assert inline == [], "a Python block written in the page is run by no test"
+    for line in lines:
+        if line.startswith("```{literalinclude}"):
+            target = (page.parent / line.split(maxsplit=1)[1]).resolve()
+            assert target in TESTED, f"{target} is shown but run by no test"
