@@ -311,6 +311,27 @@ async def test_peer_reset_while_waiting_raises_broken(method: str) -> None:
     assert isinstance(outcome[0], BrokenResourceError)
 
 
+async def test_peer_reset_wakes_every_waiter_at_once() -> None:
+    outcome: list[BaseException | None] = []
+    done = {method: anyio.Event() for method in WAITERS}
+    async with silent_peer() as (client, peer), BufferedByteSendStream(client) as out:
+        await fill(out)
+        async with create_task_group() as tg:
+            for method in WAITERS:  # drain, send, flush, then aclose: all waiting
+                tg.start_soon(record_outcome, method, out, outcome, done[method])
+                await wait_all_tasks_blocked()
+            assert out.statistics().tasks_waiting == len(WAITERS)
+            assert outcome == []
+            reset(peer)
+            with fail_after(1):
+                for event in done.values():
+                    await event.wait()
+    assert len(outcome) == len(WAITERS)
+    assert all(isinstance(error, BrokenResourceError) for error in outcome)
+    causes = {id(error.__cause__) for error in outcome if error is not None}
+    assert len(causes) == 1  # one failure, reported to each
+
+
 @pytest.mark.parametrize("method", ["flush", "aclose"])
 async def test_peer_reset_under_the_last_piece_is_not_lost(method: str) -> None:
     # One piece, larger than both kernel buffers: the wrapped stream's send() is

@@ -411,7 +411,7 @@ class BufferedByteSendStream(ByteSendStream):
             while True:
                 await turn.wait()
                 if self._state is not _OPEN:
-                    self._raise_unusable()
+                    self._raise_woken()
 
                 if not self._buffer.paused:
                     break
@@ -472,7 +472,7 @@ class BufferedByteSendStream(ByteSendStream):
             self._tasks_waiting -= 1
 
         if self._state is not _OPEN and self._state is not _EOF:
-            self._raise_unusable()
+            self._raise_woken()
 
     async def flush(self) -> None:
         """Wait until every byte enqueued before this call has been accepted by the
@@ -515,7 +515,7 @@ class BufferedByteSendStream(ByteSendStream):
                 self._sent_waiters.remove(waiter)
 
         if self._state is _BROKEN or self._state is _CLOSED:
-            self._raise_unusable()
+            self._raise_woken()
 
     async def send_eof(self) -> None:
         """Flush everything, then half-close the wrapped stream (its
@@ -645,6 +645,18 @@ class BufferedByteSendStream(ByteSendStream):
         raise BrokenResourceError(
             f"the wrapped stream failed: {self._error!r}"
         ) from self._error
+
+    def _raise_woken(self) -> NoReturn:
+        """Raise for a task woken because the stream broke or closed meanwhile.
+
+        A failure during the wait is reported even if another task has closed the
+        stream since (it can only have happened during the wait: no wait starts on
+        a broken or closed stream).
+        """
+        if self._error is not None:
+            self._raise_broken()
+
+        self._raise_unusable()
 
     def _raise_unusable(self) -> NoReturn:
         state = self._state
