@@ -21,7 +21,7 @@ from anyio import (
 from anyio.streams.stapled import StapledObjectStream
 
 from drainpipe import BufferedByteSendStream, BufferStatistics
-from drainpipe.testing import ScriptedSendStream, buffered_scripted_stream
+from drainpipe.testing import ScriptedSendStream, buffered_scripted_stream, settle
 
 if TYPE_CHECKING:
     from anyio.abc import TaskStatus
@@ -633,6 +633,94 @@ async def test_a_timeout_interrupts_a_long_flush_while_pieces_keep_going_out(
             out.write(b"still open")
             await out.flush()
             assert wire.data.endswith(b"still open")
+
+
+async def flush_beside_a_close(closer_writes: int) -> bool:
+    """Run flush() and an aclose() started in the same step, with the first piece
+    in flight; check that the flush returns once that piece is out. Returns False
+    if the close started first (then the flush rightly found the stream closing)."""
+    outcome: list[str] = []
+    async with buffered_scripted_stream() as (out, wire):
+        wire.block()
+        out.write(b"a" * 10)
+        await settle()  # the flush task is sending the first piece
+
+        async def flusher() -> None:
+            try:
+                await out.flush()
+            except ClosedResourceError:
+                outcome.append("closed")
+            else:
+                outcome.append("returned")
+
+        async def closer() -> None:
+            out.write(b"b" * closer_writes)
+            await out.aclose()
+
+        async with create_task_group() as tg:
+            tg.start_soon(flusher)
+            tg.start_soon(closer)
+            await settle()
+            if outcome == ["closed"]:
+                wire.unblock()
+                return False
+            assert out.statistics().tasks_waiting == 2
+            wire.allow(1)  # the flush's 10 bytes are out, the close's maybe not
+            await settle()
+            assert outcome == ["returned"]
+            wire.unblock()
+        assert wire.data == b"a" * 10 + b"b" * closer_writes
+    return True
+
+
+@pytest.mark.parametrize("closer_writes", [0, 10], ids=["same-target", "later-target"])
+async def test_flush_returns_once_its_bytes_are_out_even_if_aclose_waits_too(
+    closer_writes: int,
+) -> None:
+    # flush() takes its target, then checkpoints; an aclose() started meanwhile
+    # waits for the same bytes (and, if it wrote more, for later ones). Once the
+    # flush's bytes are out it must return: neither wait until the close's target
+    # is reached nor raise because the close, woken by the same piece, ran first.
+    for _attempt in range(50):  # trio starts the two tasks in either order
+        if await flush_beside_a_close(closer_writes):
+            return
+    raise AssertionError("the flush never started before the close")  # pragma: no cover
+
+
+async def two_flushes() -> None:
+    """flush() calls with targets 10 and 20 (or 20 and 20 if trio runs the second
+    task first); check that a flush for 10 returns once those bytes are out."""
+    returned: list[str] = []
+    targets: list[int] = []
+    async with buffered_scripted_stream() as (out, wire):
+        wire.block()
+        out.write(b"a" * 10)
+        await settle()
+
+        async def first() -> None:
+            targets.append(out.statistics().bytes_written)  # flush()'s target
+            await out.flush()
+            returned.append("first")
+
+        async def second() -> None:
+            out.write(b"b" * 10)
+            await out.flush()
+            returned.append("second")
+
+        async with create_task_group() as tg:
+            tg.start_soon(first)
+            tg.start_soon(second)
+            await settle()
+            wire.allow(1)
+            await settle()
+            assert returned == (["first"] if targets == [10] else [])
+            wire.unblock()
+
+
+async def test_an_earlier_flush_returns_first_whichever_task_registers_first() -> None:
+    # trio may let the second flush() register before the first one.
+    for _attempt in range(10):
+        await two_flushes()
 
 
 # -- send_eof ------------------------------------------------------------------------

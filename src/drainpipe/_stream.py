@@ -7,8 +7,10 @@ only *when* to wait, wake and close.
 from __future__ import annotations
 
 import enum
+from bisect import insort
 from collections import deque
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from anyio import (
@@ -166,9 +168,9 @@ class BufferedByteSendStream(ByteSendStream):
         self._yields_after_resume = 0
         self._wakeup: Event | None = None
         self._resumed: Event | None = None
-        # (target, event) of each task waiting until bytes_sent reaches target, in
-        # call order and so in target order; woken only once its target is reached,
-        # so a long flush stays asleep (and cancellable on asyncio) meanwhile
+        # (target, event) of each task waiting until bytes_sent reaches target,
+        # sorted by target; woken only once its target is reached, so a long flush
+        # stays asleep (and cancellable on asyncio) meanwhile
         self._sent_waiters: deque[tuple[int, Event]] = deque()
         self._closed: Event | None = None
         self._send_waiters: deque[Event] = deque()
@@ -256,6 +258,8 @@ class BufferedByteSendStream(ByteSendStream):
         self._state = _CLOSING
         try:
             await self._wait_sent(self._buffer.bytes_written)
+            if self._state is not _CLOSING:  # broken, or closed by another task
+                self._raise_woken()
         except BaseException:
             self._close_now()
             await aclose_forcefully(self.send_stream)
@@ -505,7 +509,9 @@ class BufferedByteSendStream(ByteSendStream):
             return
 
         waiter = (target, Event())
-        self._sent_waiters.append(waiter)
+        # Not in call order: flush() takes its target before a checkpoint, aclose()
+        # right away, and trio may run two flush() calls in either order.
+        insort(self._sent_waiters, waiter, key=itemgetter(0))
         self._tasks_waiting += 1
         try:
             await waiter[1].wait()
@@ -514,8 +520,10 @@ class BufferedByteSendStream(ByteSendStream):
             if not waiter[1].is_set():
                 self._sent_waiters.remove(waiter)
 
-        if self._state is _BROKEN or self._state is _CLOSED:
-            self._raise_woken()
+        if self._buffer.bytes_sent >= target:
+            return  # even if the stream broke or closed since: these bytes are out
+
+        self._raise_woken()
 
     async def send_eof(self) -> None:
         """Flush everything, then half-close the wrapped stream (its
