@@ -49,7 +49,7 @@ myst_heading_anchors = 3
 # -- autodoc ---------------------------------------------------------------------
 autodoc_member_order = "bysource"
 autodoc_default_options = {"members": True, "show-inheritance": True}
-autodoc_preserve_defaults = True
+autodoc_preserve_defaults = False
 typehints_defaults = "comma"
 typehints_document_rtype = True
 always_use_bars_union = True

@@ -54,7 +54,10 @@ class SlowLink(ByteSendStream):
     async def send(self, item: bytes) -> None:
         began = self.trace.now()
         await anyio.sleep(len(item) * SECONDS_PER_BYTE)
-        self.trace.sends.append((began, self.trace.now(), len(item)))
+        now = self.trace.now()
+        self.trace.sends.append((began, now, len(item)))
+        if self.out is not None:  # what buffered_bytes is once this piece counts
+            self.trace.buffered.append((now, self.out.buffered_bytes - len(item)))
 
     async def send_eof(self) -> None:
         raise NotImplementedError
@@ -69,6 +72,7 @@ async def run() -> Trace:
     async with BufferedByteSendStream(
         link, high_water=HIGH_WATER, low_water=LOW_WATER
     ) as out:
+        link.out = out
 
         def sample() -> None:
             trace.buffered.append((trace.now(), out.buffered_bytes))
@@ -94,6 +98,7 @@ async def run() -> Trace:
             await out.flush()
             sample()
             tg.cancel_scope.cancel()
+    trace.buffered.sort()
     return trace
 
 

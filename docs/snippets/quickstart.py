@@ -8,7 +8,7 @@ async def serve_lines(client: anyio.abc.SocketStream) -> None:
     async with BufferedByteSendStream(client) as out:
         for number in range(10_000):
             out.write(b"line %d\n" % number)  # stores the bytes: never waits
-            await out.drain()  # waits only while more than 64 KiB are buffered
+            await out.drain()  # waits only while paused: above 64 KiB, until 16 KiB
     # leaving the block sent every byte, then closed the connection
 
 

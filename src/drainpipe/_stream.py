@@ -699,7 +699,9 @@ class BufferedByteSendStream(ByteSendStream):
 
     @property
     def paused(self) -> bool:
-        """Whether :meth:`send` and :meth:`drain` would wait."""
+        """Whether the buffer went above :attr:`high_water` and has not yet come
+        down to :attr:`low_water`: :meth:`drain` waits while it is, and so does
+        :meth:`send` (which also waits behind other tasks waiting in :meth:`send`)."""
         return self._buffer.paused
 
     def set_water_marks(self, high_water: int, low_water: int | None = None) -> None:
