@@ -24,7 +24,6 @@ from pathlib import Path
 import anyio
 import matplotlib.pyplot as plt
 from anyio.abc import SocketAttribute
-from matplotlib.patches import Patch
 
 from drainpipe import BufferedByteSendStream
 
@@ -37,7 +36,7 @@ READ_INTERVAL = 0.002
 KERNEL_BUFFER = 16 * 1024
 DURATION = 0.3
 SAMPLE_INTERVAL = 0.0002
-PAUSED_COLOR = "#f8dcc4"
+RESUME_COLOR = "#2e8b57"
 
 Sample = tuple[float, int, bool]
 
@@ -97,16 +96,23 @@ def draw(samples: list[Sample], backend: str) -> None:
     kib = [buffered / 1024 for _, buffered, _ in samples]
     figure, axes = plt.subplots(figsize=(8, 3.6), dpi=150, layout="constrained")
 
-    # Shade the stretches where the stream was paused (send() waits there).
-    paused_since = None
-    for milliseconds, (_, _, paused) in zip(times, samples, strict=True):
-        if paused and paused_since is None:
-            paused_since = milliseconds
-        elif not paused and paused_since is not None:
-            axes.axvspan(paused_since, milliseconds, color=PAUSED_COLOR, lw=0)
-            paused_since = None
-    if paused_since is not None:
-        axes.axvspan(paused_since, times[-1], color=PAUSED_COLOR, lw=0)
+    # Mark the moments the stream stops being paused: send() returns there.
+    resumes = [
+        milliseconds
+        for milliseconds, (_, _, paused), (_, _, was_paused) in zip(
+            times[1:], samples[1:], samples[:-1], strict=True
+        )
+        if was_paused and not paused
+    ]
+    axes.plot(
+        resumes,
+        [LOW_WATER / 1024] * len(resumes),
+        "^",
+        color=RESUME_COLOR,
+        markersize=6,
+        label="resumed: the waiting send() returns",
+        zorder=3,
+    )
 
     axes.step(times, kib, where="post", color="#1f5f99", lw=1.4, label="buffered_bytes")
     for level, name, style in (
@@ -134,9 +140,7 @@ def draw(samples: list[Sample], backend: str) -> None:
         f"(loopback TCP, {backend})",
         fontsize=10,
     )
-    handles, _ = axes.get_legend_handles_labels()
-    handles.append(Patch(color=PAUSED_COLOR, label="paused: send() waits"))
-    axes.legend(handles=handles, loc="lower left", fontsize=9, framealpha=0.9)
+    axes.legend(loc="lower left", fontsize=9, framealpha=0.9)
     axes.grid(alpha=0.3)
     figure.savefig(OUTPUT)
 
