@@ -356,6 +356,19 @@ def in_thread(function: Callable[..., T], *args: Any) -> T:
         return executor.submit(function, *args).result()
 
 
+def pair_row(
+    backend: str, count: int, contenders: list[Contender], ratio: float
+) -> dict[str, Any]:
+    """The JSON row of a direct-versus-drainpipe scenario."""
+    return {
+        "backend": backend,
+        "count": count,
+        "direct": contenders[0].times,
+        "drainpipe": contenders[1].times,
+        "ratio": ratio,
+    }
+
+
 def race(title: str, contenders: list[Contender], port: int, rounds: int) -> None:
     for round_ in range(rounds):
         for contender in contenders:
@@ -536,15 +549,7 @@ def main(argv: list[str]) -> int:
                     f"drainpipe {contenders[1].median * 1e6:7.1f} us  {ratio:5.2f}x  "
                     f"{'PASS' if ratio <= 1.2 else 'above target'}"
                 )
-                rows.append(
-                    {
-                        "backend": backend,
-                        "count": count,
-                        "direct": contenders[0].times,
-                        "drainpipe": contenders[1].times,
-                        "ratio": ratio,
-                    }
-                )
+                rows.append(pair_row(backend, count, contenders, ratio))
             results["scenarios"]["latency"] = rows
         finally:
             echo.close()
@@ -644,15 +649,7 @@ def tls_scenario(
                 f"drainpipe {count / contenders[1].median:12,.0f} msg/s "
                 f"{ratio:6.1f}x  {'PASS' if ratio >= 30 else 'below target'}"
             )
-            rows.append(
-                {
-                    "backend": backend,
-                    "count": count,
-                    "direct": contenders[0].times,
-                    "drainpipe": contenders[1].times,
-                    "ratio": ratio,
-                }
-            )
+            rows.append(pair_row(backend, count, contenders, ratio))
         results["scenarios"]["tls"] = rows
     finally:
         sink.close()
