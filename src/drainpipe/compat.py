@@ -467,16 +467,7 @@ class StreamWriter:
             :exc:`ConnectionResetError`) if the connection was lost
         :raises TypeError: if ``data`` is not a bytes-like object
         """
-        if self._eof:
-            raise RuntimeError("Cannot call write() after write_eof()")
-
-        if self._closing:
-            return
-
-        try:
-            self.send_stream.write(data)
-        except BrokenResourceError as exc:
-            raise self._lost(exc) from exc
+        self._enqueue("write", self.send_stream.write, data)
 
     def writelines(self, data: Iterable[Buffer]) -> None:
         """Enqueue every item of ``data`` (all or none) and return at once.
@@ -485,14 +476,19 @@ class StreamWriter:
         :raises OSError: if the connection was lost
         :raises TypeError: if an item is not a bytes-like object
         """
+        self._enqueue("writelines", self.send_stream.writelines, data)
+
+    def _enqueue(self, name: str, enqueue: Callable[[Any], None], data: Any) -> None:
+        """Hand ``data`` to ``enqueue`` as asyncio's writer would: refused after
+        write_eof(), dropped after close(), a lost connection as asyncio's error."""
         if self._eof:
-            raise RuntimeError("Cannot call writelines() after write_eof()")
+            raise RuntimeError(f"Cannot call {name}() after write_eof()")
 
         if self._closing:
             return
 
         try:
-            self.send_stream.writelines(data)
+            enqueue(data)
         except BrokenResourceError as exc:
             raise self._lost(exc) from exc
 
