@@ -24,6 +24,8 @@ from drainpipe import BufferedByteSendStream, BufferStatistics
 from drainpipe.testing import ScriptedSendStream, buffered_scripted_stream, settle
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from anyio.abc import TaskStatus
     from anyio.streams.memory import MemoryObjectReceiveStream
 
@@ -1006,13 +1008,8 @@ async def test_send_keeps_buffered_bytes_bounded_under_concurrent_senders() -> N
     )
 
 
-@pytest.mark.parametrize("method", ["send", "write+drain"])
-async def test_flush_task_does_not_park_while_a_woken_producer_refills_it(
-    method: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Each resume leaves one message queued; on trio the flush task may send it and
-    # find the queue empty before the producer it woke has run. It must let that
-    # producer refill the queue instead of parking and being woken again.
+def count_flush_task_wakes(monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
+    """Count the wake-ups of parked flush tasks from now on; return the counter."""
     wakes = 0
     wake = BufferedByteSendStream._wake_flush_task
 
@@ -1022,6 +1019,17 @@ async def test_flush_task_does_not_park_while_a_woken_producer_refills_it(
         wake(self)
 
     monkeypatch.setattr(BufferedByteSendStream, "_wake_flush_task", counting_wake)
+    return lambda: wakes
+
+
+@pytest.mark.parametrize("method", ["send", "write+drain"])
+async def test_flush_task_does_not_park_while_a_woken_producer_refills_it(
+    method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each resume leaves one message queued; on trio the flush task may send it and
+    # find the queue empty before the producer it woke has run. It must let that
+    # producer refill the queue instead of parking and being woken again.
+    wakes = count_flush_task_wakes(monkeypatch)
     message = b"m" * 100
     async with buffered_scripted_stream(high_water=4 * len(message)) as (out, wire):
         for _ in range(200):
@@ -1031,8 +1039,31 @@ async def test_flush_task_does_not_park_while_a_woken_producer_refills_it(
                 out.write(message)
                 await out.drain()
         await out.flush()
-        assert wakes == 0
+        assert wakes() == 0
     assert wire.data == message * 200
+
+
+async def test_a_write_soon_after_the_buffer_empties_needs_no_wake(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Request/response: write, wait briefly for the reply, write again. The flush
+    # task polls the event loop a few times after emptying the buffer before it
+    # parks, so the next write finds it still running: no park/wake round trip,
+    # which would add an event-loop iteration to every request's latency.
+    wakes = count_flush_task_wakes(monkeypatch)
+    async with buffered_scripted_stream() as (out, wire):
+        await settle()  # the flush task has parked: the first write wakes it
+        for number in range(100):
+            out.write(b"%d," % number)
+            while out.buffered_bytes:
+                await anyio.lowlevel.checkpoint()
+            await anyio.lowlevel.checkpoint()  # "the reply arrives"
+        assert wakes() == 1
+        await settle()  # idle for longer: the flush task parks again
+        out.write(b"end")
+        await out.flush()
+        assert wakes() == 2
+    assert wire.data == b"".join(b"%d," % number for number in range(100)) + b"end"
 
 
 async def test_memory_object_stream_receives_coalesced_bytes() -> None:
