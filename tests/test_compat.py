@@ -12,6 +12,7 @@ import socket
 import ssl
 import struct
 import sys
+import time
 from contextlib import asynccontextmanager, contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ import pytest
 import trustme
 from anyio import (
     BrokenResourceError,
+    CancelScope,
     create_task_group,
     fail_after,
     move_on_after,
@@ -550,6 +552,54 @@ async def test_wait_closed_waits_for_the_flush() -> None:
             with fail_after(10):
                 await writer.wait_closed()
         assert writer.transport.get_write_buffer_size() == 0
+
+
+@pytest.mark.parametrize("ending", ["close", "write_eof"])
+async def test_shielded_cleanup_after_an_outer_cancellation_flushes(
+    ending: str,
+) -> None:
+    # As with asyncio, a close or an EOF scheduled by cleanup code that shields
+    # itself from a cancellation of the block still sends the buffer first. Before,
+    # the cancellation reached the close and EOF tasks, which dropped the buffer,
+    # and wait_closed() reported nothing.
+    payload = b"bye" * 100_000
+    received: list[bytes] = []
+
+    def accept_and_read(listener: socket.socket) -> None:
+        peer, _ = listener.accept()
+        with peer:
+            peer.settimeout(10)
+            time.sleep(0.1)  # the payload does not fit in the socket buffers
+            received.append(receive_until_eof(peer))
+            if ending == "write_eof":
+                peer.sendall(b"%d" % len(received[0]))
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER)
+        listener.settimeout(10)
+        port = listener.getsockname()[1]
+        async with create_task_group() as tg:
+            tg.start_soon(anyio.to_thread.run_sync, accept_and_read, listener)
+            with CancelScope() as outer:
+                async with compat.open_connection("127.0.0.1", port) as (
+                    reader,
+                    writer,
+                ):
+                    shrink_buffers(writer.get_extra_info("socket"))
+                    try:
+                        outer.cancel()
+                        await anyio.sleep_forever()
+                    finally:
+                        with CancelScope(shield=True), fail_after(10):
+                            writer.write(payload)
+                            if ending == "close":
+                                writer.close()
+                                await writer.wait_closed()
+                            else:
+                                writer.write_eof()
+                                assert await reader.read() == b"%d" % len(payload)
+            assert outer.cancelled_caught
+    assert received == [payload]
 
 
 async def test_wait_closed_raises_when_the_connection_was_lost() -> None:

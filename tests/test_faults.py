@@ -338,6 +338,36 @@ async def test_cancellation_at_every_await_point_leaves_a_consistent_stream(
     assert not runs[0].completed, "the sweep missed the call's await points"
 
 
+@pytest.mark.parametrize("method", ["flush", "send_eof", "aclose"])
+async def test_shielded_cleanup_after_an_outer_cancellation_still_flushes(
+    method: str,
+) -> None:
+    # A cancellation of the code around the block must not stop the flush task:
+    # the block's own cleanup, shielded, still gets its bytes out. Before, the
+    # cancellation reached the flush task too and the shielded call hung.
+    wire = ScriptedSendStream()
+    completed = False
+    with CancelScope() as outer:
+        async with BufferedByteSendStream(wire) as out:
+            try:
+                wire.block()
+                out.write(b"queued")
+                await settle()  # the flush task waits in the wrapped send()
+                outer.cancel()
+                await anyio.sleep_forever()
+            finally:
+                wire.unblock()
+                with CancelScope(shield=True) as shielded:
+                    shielded.deadline = anyio.current_time() + 5
+                    await SWEPT[method](out)
+                    completed = True
+    assert outer.cancelled_caught
+    assert completed, f"a shielded {method}() hung after the outer cancellation"
+    assert wire.data == b"queued"
+    assert wire.eof_sent is (method == "send_eof")
+    assert wire.closed
+
+
 # -- cancellation by tiny timeouts over TCP ---------------------------------------------
 
 

@@ -176,7 +176,10 @@ class BufferedByteSendStream(ByteSendStream):
         self._enqueue = self._buffer.enqueue
         self._state = _NEW
         self._task_group: TaskGroup | None = None
-        self._flush_scope = CancelScope()
+        # Shielded: only _close_now() stops the flush task. A cancellation of the
+        # code around the block must leave it running, or a shielded flush() or
+        # aclose() in that code's cleanup would wait for it for ever.
+        self._flush_scope = CancelScope(shield=True)
         self._flush_idle = False
         self._wakeup: Event | None = None
         self._resumed: Event | None = None

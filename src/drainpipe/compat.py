@@ -445,7 +445,11 @@ class StreamWriter:
         self._task_group = task_group
         self._closing = False
         self._eof = False
-        self._close_scope = CancelScope()
+        # Shielded, as asyncio's transport flushes whatever its callers do: a
+        # cancellation of the block does not stop a scheduled close or EOF; only an
+        # abort (or leaving the block by an exception) does.
+        self._close_scope = CancelScope(shield=True)
+        self._eof_scope = CancelScope(shield=True)
         self._closed = Event()
         self._can_write_eof = not isinstance(send_stream.send_stream, TLSStream)
         self._extra = _extra_info(send_stream)
@@ -546,7 +550,8 @@ class StreamWriter:
 
     async def _send_eof(self) -> None:
         try:
-            await self.send_stream.send_eof()
+            with self._eof_scope:
+                await self.send_stream.send_eof()
         except ClosedResourceError:
             pass  # closed (or aborted) before the EOF went out
         except Exception as exc:  # noqa: BLE001 - reported by drain()/wait_closed()
@@ -564,6 +569,7 @@ class StreamWriter:
             self._task_group.start_soon(self._close, name=f"close {self!r}")
 
     def _abort(self) -> None:
+        self._eof_scope.cancel()
         self._close_scope.cancel()
         self.close()
 
@@ -707,10 +713,15 @@ class _Connection:
                 writer._abort()
 
             # Whatever is left (an EOF that can no longer be sent) is moot.
+            writer._eof_scope.cancel()
             self._task_group.cancel_scope.cancel()
             self._task_group.cancel_scope.shield = True
-            await self._task_group.__aexit__(None, None, None)
-            await self._send_stream.__aexit__(exc_type, exc_val, exc_tb)
+            try:
+                await self._task_group.__aexit__(None, None, None)
+            finally:
+                # Even if a cancellation of the block was delivered to that wait:
+                # the buffer's task group must be left too.
+                await self._send_stream.__aexit__(exc_type, exc_val, exc_tb)
 
 
 # -- clients ---------------------------------------------------------------------
