@@ -20,6 +20,7 @@ from anyio import (
 )
 from anyio.streams.stapled import StapledObjectStream
 
+import drainpipe._stream
 from drainpipe import BufferedByteSendStream, BufferStatistics
 from drainpipe.testing import ScriptedSendStream, buffered_scripted_stream, settle
 
@@ -215,6 +216,41 @@ async def test_aclose_cancelled_drops_rest_and_closes_forcefully() -> None:
         assert out.buffered_bytes == 0
         with pytest.raises(ClosedResourceError):
             out.write(b"more")
+
+
+@pytest.mark.parametrize("how", ["aclose", "leaving the block"])
+async def test_a_deadline_bounds_a_close_while_another_task_is_closing(
+    how: str,
+) -> None:
+    # Another task's graceful close waits for a peer that does not read; this
+    # task's close, bounded by a deadline, must end the close forcefully at the
+    # deadline rather than wait with the other one.
+    wire = ScriptedSendStream()
+    wire.block()
+    other: list[str] = []
+
+    async def other_close(out: BufferedByteSendStream) -> None:
+        try:
+            await out.aclose()
+        except ClosedResourceError:
+            other.append("closed forcefully under it")
+        else:  # pragma: no cover - the peer never reads
+            other.append("returned")
+
+    with fail_after(5):
+        async with create_task_group() as tg:
+            with move_on_after(0.1) as scope:
+                async with BufferedByteSendStream(wire) as out:
+                    out.write(b"stuck")
+                    tg.start_soon(other_close, out)
+                    await settle()
+                    assert out.statistics().tasks_waiting == 1
+                    if how == "aclose":
+                        await out.aclose()
+            assert scope.cancelled_caught
+    assert other == ["closed forcefully under it"]
+    assert wire.closed
+    assert wire.data == b""
 
 
 async def test_concurrent_aclose_waits_for_the_first() -> None:
@@ -1051,6 +1087,8 @@ async def test_a_write_soon_after_the_buffer_empties_needs_no_wake(
     # parks, so the next write finds it still running: no park/wake round trip,
     # which would add an event-loop iteration to every request's latency.
     wakes = count_flush_task_wakes(monkeypatch)
+    # However slow this machine is, every send counts as quick (see the next test).
+    monkeypatch.setattr(drainpipe._stream, "_BUSY_LOOP", float("inf"))
     async with buffered_scripted_stream() as (out, wire):
         await settle()  # the flush task has parked: the first write wakes it
         for number in range(100):
@@ -1064,6 +1102,27 @@ async def test_a_write_soon_after_the_buffer_empties_needs_no_wake(
         await out.flush()
         assert wakes() == 2
     assert wire.data == b"".join(b"%d," % number for number in range(100)) + b"end"
+
+
+async def test_the_flush_task_does_not_poll_after_a_slow_send(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A send that took long (here 5 ms, as when a thousand other streams keep the
+    # event loop busy; uvloop may fire a timer up to 1 ms early) means polling would
+    # only cost the other tasks a step each: the flush task parks at once, and
+    # every write after a pause wakes it.
+    wakes = count_flush_task_wakes(monkeypatch)
+    async with buffered_scripted_stream() as (out, wire):
+        wire.delay = 0.005
+        await settle()
+        for number in range(20):
+            out.write(b"%d," % number)
+            await out.flush()
+            await anyio.lowlevel.checkpoint()
+            await anyio.lowlevel.checkpoint()
+        wire.delay = 0
+        assert wakes() == 20
+    assert wire.data == b"".join(b"%d," % number for number in range(20))
 
 
 async def test_memory_object_stream_receives_coalesced_bytes() -> None:

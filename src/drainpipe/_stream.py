@@ -11,6 +11,7 @@ from bisect import insort
 from collections import deque
 from dataclasses import dataclass
 from operator import itemgetter
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from anyio import (
@@ -59,12 +60,22 @@ _BROKEN = _State.BROKEN
 #: caller write the next request) then finds the flush task still running instead
 #: of paying a park and a wake, and the event loop polls for I/O a few more times
 #: before it sleeps. Measured by ``python -m drainpipe bench --scenarios latency``
-#: (round trip relative to a direct send()): asyncio 1.29x -> 1.04-1.05x, uvloop
-#: 1.13x -> 1.02-1.03x, trio 1.21x -> 0.98-1.04x. With 2, trio's random task order
-#: sometimes runs the flush task's polls before the writer and it parks anyway
-#: (test_a_write_soon_after_the_buffer_empties_needs_no_wake). The cost is at most
-#: this many event-loop iterations each time the stream goes idle.
+#: (round trip relative to a direct send(), six full-size runs on 2026-11-25):
+#: asyncio 1.24-1.36x -> 0.98-1.17x, uvloop 0.72-1.13x -> 0.94-1.05x, trio
+#: 1.17-1.24x -> 0.98-1.07x. With 2, trio's random task order sometimes runs the
+#: flush task's polls before the writer and it parks anyway
+#: (test_a_write_soon_after_the_buffer_empties_needs_no_wake). The cost is this
+#: many steps of the flush task each time the stream goes idle, and none when the
+#: event loop is busy anyway (see _BUSY_LOOP).
 _POLLS_BEFORE_PARKING = 3
+
+#: Seconds. The flush task polls only after a resume or after a send that took less
+#: than this, its trip through the event loop included (15-18 us in the latency
+#: benchmark). A longer one means other tasks keep the loop busy: each poll would
+#: cost them a task step, and the loop is not about to sleep anyway. Writing one
+#: message at a time to each of 1,000 streams cost 6.0 us per message on asyncio
+#: before polling, 10.5 us with polling after every send, 6.2 us with this limit.
+_BUSY_LOOP = 0.000_2
 
 
 def _snapshot(data: Buffer) -> bytes:
@@ -259,7 +270,15 @@ class BufferedByteSendStream(ByteSendStream):
 
         assert self._closed is not None
         if state is _CLOSING:
-            await self._closed.wait()
+            try:
+                await self._closed.wait()
+            except BaseException:
+                # Bounded like the close it waits for: else leaving the block would
+                # wait for that close's flush, shielded, for as long as it takes.
+                self._close_now()
+                await aclose_forcefully(self.send_stream)
+                raise
+
             return
 
         if state is _BROKEN:
@@ -613,13 +632,18 @@ class BufferedByteSendStream(ByteSendStream):
                         await self._wakeup.wait()
                         continue
 
+                    started = perf_counter()
                     await send(piece)  # type: ignore[arg-type]
                     if self._state is _CLOSED:
                         return  # closed forcefully while the piece was in flight
 
-                    polls = _POLLS_BEFORE_PARKING
                     if buffer.mark_sent(len(piece)):
                         self._on_resume()
+                        polls = _POLLS_BEFORE_PARKING
+                    elif perf_counter() - started < _BUSY_LOOP:
+                        polls = _POLLS_BEFORE_PARKING
+                    else:
+                        polls = 0
 
                     waiters = self._sent_waiters
                     while waiters and waiters[0][0] <= buffer.bytes_sent:
