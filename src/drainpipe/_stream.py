@@ -142,7 +142,9 @@ class BufferedByteSendStream(ByteSendStream):
     Leaving the block normally is :meth:`aclose` (flush everything, then close the
     wrapped stream). Leaving it by an exception (cancellation included) drops the
     buffer, closes the wrapped stream forcefully and lets the exception propagate
-    unchanged.
+    unchanged. Until then the flush task keeps going even if the code around the
+    block is cancelled, so cleanup that shields itself (``with
+    anyio.CancelScope(shield=True):``) can still :meth:`flush` or :meth:`aclose`.
 
     If the wrapped stream's ``send()`` raises, the stream is *broken*: the buffer
     is dropped, every waiting task is woken and every later call raises

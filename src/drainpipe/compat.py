@@ -561,8 +561,10 @@ class StreamWriter:
         """Schedule a graceful close: flush the buffer, then close the connection
         (both directions). Returns at once; idempotent.
 
-        The close runs in a task of the owning block. Reads still return what was
-        received, then ``b""``; writes are dropped.
+        The close runs in a task of the owning block; as with asyncio's transports,
+        a cancellation of the block does not stop it (an abort, or leaving the
+        block by an exception, does). Reads still return what was received, then
+        ``b""``; writes are dropped.
         """
         if not self._closing:
             self._closing = True
