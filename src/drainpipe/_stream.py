@@ -60,9 +60,9 @@ _BROKEN = _State.BROKEN
 #: caller write the next request) then finds the flush task still running instead
 #: of paying a park and a wake, and the event loop polls for I/O a few more times
 #: before it sleeps. Measured by ``python -m drainpipe bench --scenarios latency``
-#: (round trip relative to a direct send(), six full-size runs on 2026-11-25):
+#: (round trip relative to a direct send(), eight full-size runs on 2026-11-25):
 #: asyncio 1.24-1.36x -> 0.98-1.17x, uvloop 0.72-1.13x -> 0.94-1.05x, trio
-#: 1.17-1.24x -> 0.98-1.07x. With 2, trio's random task order sometimes runs the
+#: 1.17-1.24x -> 0.98-1.08x. With 2, trio's random task order sometimes runs the
 #: flush task's polls before the writer and it parks anyway
 #: (test_a_write_soon_after_the_buffer_empties_needs_no_wake). The cost is this
 #: many steps of the flush task each time the stream goes idle, and none when the
