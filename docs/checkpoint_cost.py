@@ -12,7 +12,6 @@ require, on every installed backend; each variant's best of three rounds is prin
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from functools import partial
 
@@ -21,6 +20,7 @@ from anyio.lowlevel import checkpoint
 
 from drainpipe import BufferedByteSendStream
 from drainpipe._bench import Sink
+from drainpipe._demo import available_backends
 
 COUNT = 200_000
 SIZE = 100
@@ -50,16 +50,11 @@ async def send_all(port: int, *, checkpoint_per_call: bool) -> float:
 
 
 def main() -> None:
-    backends: list[tuple[str, str, dict[str, object]]] = [("asyncio", "asyncio", {})]
-    if importlib.util.find_spec("uvloop"):
-        backends.append(("uvloop", "asyncio", {"use_uvloop": True}))
-    if importlib.util.find_spec("trio"):
-        backends.append(("trio", "trio", {}))
 
     sink = Sink("count")
     try:
         print(f"{COUNT:,} messages of {SIZE} B, write() + drain(), best of {ROUNDS}")
-        for label, backend, options in backends:
+        for backend in available_backends():
             best: dict[bool, float] = {}
             for _ in range(ROUNDS):
                 for checkpoint_per_call in (False, True):
@@ -67,15 +62,15 @@ def main() -> None:
                         partial(
                             send_all, sink.port, checkpoint_per_call=checkpoint_per_call
                         ),
-                        backend=backend,
-                        backend_options=options,
+                        backend=backend.backend,
+                        backend_options=backend.options,
                     )
                     best[checkpoint_per_call] = min(
                         seconds, best.get(checkpoint_per_call, seconds)
                     )
             plain, with_checkpoint = best[False], best[True]
             print(
-                f"{label:8} as shipped {COUNT / plain:>12,.0f} msg/s   "
+                f"{backend.name:14} as shipped {COUNT / plain:>12,.0f} msg/s   "
                 f"checkpoint per call {COUNT / with_checkpoint:>10,.0f} msg/s   "
                 f"{with_checkpoint / plain:5.1f}x slower"
             )

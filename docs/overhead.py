@@ -14,7 +14,6 @@ installed backend::
 
 from __future__ import annotations
 
-import importlib.util
 import statistics
 import time
 from functools import partial
@@ -25,6 +24,7 @@ from anyio.abc import ByteSendStream
 from anyio.lowlevel import cancel_shielded_checkpoint, checkpoint_if_cancelled
 
 from drainpipe import BufferedByteSendStream
+from drainpipe._demo import available_backends
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -66,11 +66,6 @@ async def buffered(high_water: int) -> float:
 
 
 def main() -> None:
-    backends: list[tuple[str, str, dict[str, object]]] = [("asyncio", "asyncio", {})]
-    if importlib.util.find_spec("uvloop"):
-        backends.append(("uvloop", "asyncio", {"use_uvloop": True}))
-    if importlib.util.find_spec("trio"):
-        backends.append(("trio", "trio", {}))
 
     contenders: dict[str, Callable[[], Awaitable[float]]] = {
         "direct": direct,
@@ -78,11 +73,13 @@ def main() -> None:
         "high_water 16x": partial(buffered, 16 * SIZE),
     }
     print(f"{COUNT:,} messages of {SIZE // 1024} KiB, no I/O, median of {ROUNDS}")
-    for label, backend, options in backends:
+    for backend in available_backends():
         times: dict[str, list[float]] = {name: [] for name in contenders}
         for _ in range(ROUNDS):
             for name, contender in contenders.items():
-                seconds = anyio.run(contender, backend=backend, backend_options=options)
+                seconds = anyio.run(
+                    contender, backend=backend.backend, backend_options=backend.options
+                )
                 times[name].append(seconds)
         per_message = {
             name: statistics.median(seconds) / COUNT * 1e6
@@ -90,7 +87,7 @@ def main() -> None:
         }
         base = per_message["direct"]
         print(
-            f"{label:8} "
+            f"{backend.name:14} "
             + "   ".join(
                 f"{name} {micros:.2f} us"
                 + ("" if name == "direct" else f" (+{micros - base:.2f})")
