@@ -29,6 +29,10 @@ def test_smoke_run_covers_every_scenario_and_contender(
     # two sizes on three backends, each at high_water = 4 x size and the default
     assert len(large) == 12
     assert sum(row["high_water"] == 4 * row["size"] for row in large) == 6
+    for row in results["scenarios"]["latency"]:
+        # both contenders measured in every round, on the same connection
+        assert len(row["direct"]) == len(row["drainpipe"]) == results["rounds"]
+        assert min(row["direct"] + row["drainpipe"]) > 0
     for row in results["scenarios"]["memory"]:
         # send() keeps the buffer bounded: at most high_water plus one message
         assert 0 < row["peak_buffered_bytes"] <= row["limit"]

@@ -3,7 +3,8 @@
 Every contender sends over real loopback TCP to a sink in a separate process, which
 reports back how many bytes it received; a run whose count is wrong fails loudly, so
 nothing is measured that did not arrive. Contenders alternate (A B C A B C ...) over
-several rounds and the table shows medians and ratios.
+several rounds and the table shows medians and ratios. In the latency scenario the two
+contenders also take turns within each round, on one connection.
 """
 
 from __future__ import annotations
@@ -201,20 +202,38 @@ async def receive_exactly(stream: anyio.abc.ByteReceiveStream, size: int) -> byt
     return data
 
 
-async def latency(port: int, count: int, buffered: bool) -> float:
+#: Round trips per turn in the latency scenario. The contenders take turns on one
+#: connection, so that both see the same CPU placement and load: in separate runs
+#: (the other scenarios' method) the ratios of 3 rounds of 1,000 round trips ranged
+#: over 0.91-1.60x, taking turns over 0.91-1.12x (five tries each, 2026-11-25).
+LATENCY_TURN = 100
+
+
+async def latency(port: int, count: int) -> tuple[float, float]:
+    """``count`` round trips with a direct ``send()`` and ``count`` with drainpipe's
+    ``write()``, taking turns on one connection; return the mean seconds per round
+    trip of each, direct first."""
     message = b"p" * 100
-    async with await anyio.connect_tcp("127.0.0.1", port) as stream:
-        started = time.perf_counter()
-        if buffered:
-            async with BufferedByteSendStream(stream) as out:
-                for _ in range(count):
-                    out.write(message)
+    spent = [0.0, 0.0]
+    async with (
+        await anyio.connect_tcp("127.0.0.1", port) as stream,
+        BufferedByteSendStream(stream) as out,
+    ):
+        for turn, start in enumerate(range(0, count, LATENCY_TURN)):
+            size = min(LATENCY_TURN, count - start)
+            for buffered in (False, True) if turn % 2 == 0 else (True, False):
+                started = time.perf_counter()
+                for _ in range(size):
+                    if buffered:
+                        out.write(message)
+                    else:
+                        await stream.send(message)
                     await receive_exactly(stream, 100)
-        else:
-            for _ in range(count):
-                await stream.send(message)
-                await receive_exactly(stream, 100)
-        return (time.perf_counter() - started) / count
+                spent[buffered] += time.perf_counter() - started
+                # The echo can arrive before the flush task's send() has returned;
+                # a direct send() must wait for it (one sender at a time).
+                await out.flush()
+    return spent[0] / count, spent[1] / count
 
 
 #: How often the memory scenario's sampler records ``buffered_bytes`` and RSS.
@@ -357,14 +376,19 @@ def in_thread(function: Callable[..., T], *args: Any) -> T:
 
 
 def pair_row(
-    backend: str, count: int, contenders: list[Contender], ratio: float
+    backend: str,
+    count: int,
+    direct: list[float],
+    drainpipe: list[float],
+    ratio: float,
 ) -> dict[str, Any]:
-    """The JSON row of a direct-versus-drainpipe scenario."""
+    """The JSON row of a direct-versus-drainpipe scenario: every round's time of
+    each, and the ratio the table shows."""
     return {
         "backend": backend,
         "count": count,
-        "direct": contenders[0].times,
-        "drainpipe": contenders[1].times,
+        "direct": direct,
+        "drainpipe": drainpipe,
         "ratio": ratio,
     }
 
@@ -526,33 +550,7 @@ def main(argv: list[str]) -> int:
         tls_scenario(scale, rounds, lines, results)
 
     if "latency" in wanted:
-        echo = Sink("echo")
-        try:
-            count = max(10, int(5_000 * scale))
-            rows = []
-            lines.append(
-                f"\n4. latency: {count:,} round trips of 100 B (target <= 1.2x)"
-            )
-            for backend in BACKENDS:
-                contenders = [
-                    on_backend(
-                        f"direct send() [{backend}]", backend, latency, count, False
-                    ),
-                    on_backend(
-                        f"drainpipe write() [{backend}]", backend, latency, count, True
-                    ),
-                ]
-                race(f"latency [{backend}]", contenders, echo.port, rounds)
-                ratio = contenders[1].median / contenders[0].median
-                lines.append(
-                    f"   {backend:8s} direct {contenders[0].median * 1e6:7.1f} us  "
-                    f"drainpipe {contenders[1].median * 1e6:7.1f} us  {ratio:5.2f}x  "
-                    f"{'PASS' if ratio <= 1.2 else 'above target'}"
-                )
-                rows.append(pair_row(backend, count, contenders, ratio))
-            results["scenarios"]["latency"] = rows
-        finally:
-            echo.close()
+        latency_scenario(scale, rounds, lines, results)
 
     if "memory" in wanted:
         slow = Sink("slow")
@@ -649,10 +647,52 @@ def tls_scenario(
                 f"drainpipe {count / contenders[1].median:12,.0f} msg/s "
                 f"{ratio:6.1f}x  {'PASS' if ratio >= 30 else 'below target'}"
             )
-            rows.append(pair_row(backend, count, contenders, ratio))
+            rows.append(
+                pair_row(
+                    backend, count, contenders[0].times, contenders[1].times, ratio
+                )
+            )
         results["scenarios"]["tls"] = rows
     finally:
         sink.close()
+
+
+def latency_scenario(
+    scale: float, rounds: int, lines: list[str], results: dict[str, Any]
+) -> None:
+    echo = Sink("echo")
+    try:
+        count = max(10, int(5_000 * scale))
+        rows = []
+        lines.append(f"\n4. latency: {count:,} round trips of 100 B (target <= 1.2x)")
+        for backend, (backend_name, options) in BACKENDS.items():
+            direct: list[float] = []
+            buffered: list[float] = []
+            for round_ in range(rounds):
+                progress(f"latency [{backend}]: round {round_ + 1}/{rounds}")
+                times = in_thread(
+                    partial(
+                        anyio.run,
+                        latency,
+                        echo.port,
+                        count,
+                        backend=backend_name,
+                        backend_options=options,
+                    )
+                )
+                direct.append(times[0])
+                buffered.append(times[1])
+            progress("")
+            ratio = statistics.median(buffered) / statistics.median(direct)
+            lines.append(
+                f"   {backend:8s} direct {statistics.median(direct) * 1e6:7.1f} us  "
+                f"drainpipe {statistics.median(buffered) * 1e6:7.1f} us  "
+                f"{ratio:5.2f}x  {'PASS' if ratio <= 1.2 else 'above target'}"
+            )
+            rows.append(pair_row(backend, count, direct, buffered, ratio))
+        results["scenarios"]["latency"] = rows
+    finally:
+        echo.close()
 
 
 def to_json(results: dict[str, Any]) -> str:
