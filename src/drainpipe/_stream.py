@@ -241,8 +241,7 @@ class BufferedByteSendStream(ByteSendStream):
             if exc_val is None:
                 await self.aclose()
             else:
-                self._close_now()
-                await aclose_forcefully(self.send_stream)
+                await self._close_forcefully()
         finally:
             # The flush task has been cancelled and never raises, so the task group
             # has nothing to wrap in an ExceptionGroup; shielding keeps an outer
@@ -277,15 +276,13 @@ class BufferedByteSendStream(ByteSendStream):
             except BaseException:
                 # Bounded like the close it waits for: else leaving the block would
                 # wait for that close's flush, shielded, for as long as it takes.
-                self._close_now()
-                await aclose_forcefully(self.send_stream)
+                await self._close_forcefully()
                 raise
 
             return
 
         if state is _BROKEN:
-            self._close_now()
-            await aclose_forcefully(self.send_stream)
+            await self._close_forcefully()
             if not self._error_reported:
                 self._raise_broken()
 
@@ -297,12 +294,17 @@ class BufferedByteSendStream(ByteSendStream):
             if self._state is not _CLOSING:  # broken, or closed by another task
                 self._raise_woken()
         except BaseException:
-            self._close_now()
-            await aclose_forcefully(self.send_stream)
+            await self._close_forcefully()
             raise
 
         self._close_now()
         await self.send_stream.aclose()
+
+    async def _close_forcefully(self) -> None:
+        """Drop the buffer, stop the flush task, wake every waiter and close the
+        wrapped stream at once."""
+        self._close_now()
+        await aclose_forcefully(self.send_stream)
 
     def _close_now(self) -> None:
         """Drop the buffer, stop the flush task and wake every waiter."""
@@ -639,13 +641,12 @@ class BufferedByteSendStream(ByteSendStream):
                     if self._state is _CLOSED:
                         return  # closed forcefully while the piece was in flight
 
-                    if buffer.mark_sent(len(piece)):
+                    resumed = buffer.mark_sent(len(piece))
+                    if resumed:
                         self._on_resume()
-                        polls = _POLLS_BEFORE_PARKING
-                    elif perf_counter() - started < _BUSY_LOOP:
-                        polls = _POLLS_BEFORE_PARKING
-                    else:
-                        polls = 0
+
+                    quick = perf_counter() - started < _BUSY_LOOP
+                    polls = _POLLS_BEFORE_PARKING if resumed or quick else 0
 
                     waiters = self._sent_waiters
                     while waiters and waiters[0][0] <= buffer.bytes_sent:
