@@ -132,22 +132,18 @@ def draw(trace: Trace) -> None:
     buffer.step(times, sizes, where="post", color="#2b6cb0", linewidth=1.2)
     buffer.axhline(HIGH_WATER / 1024, color="#c53030", linestyle="--", linewidth=1)
     buffer.axhline(LOW_WATER / 1024, color="#c53030", linestyle=":", linewidth=1)
-    buffer.text(
-        trace.buffered[-1][0] * 0.8,
-        HIGH_WATER / 1024 + 3,
-        "high_water: pause",
-        color="#c53030",
-        fontsize=8,
-        bbox={"facecolor": "white", "edgecolor": "none", "pad": 1},
-    )
-    buffer.text(
-        trace.buffered[-1][0] * 0.8,
-        LOW_WATER / 1024 + 3,
-        "low_water: resume",
-        color="#c53030",
-        fontsize=8,
-        bbox={"facecolor": "white", "edgecolor": "none", "pad": 1},
-    )
+    for mark, label in (
+        (HIGH_WATER, "high_water: pause"),
+        (LOW_WATER, "low_water: resume"),
+    ):
+        buffer.text(
+            trace.buffered[-1][0] * 0.8,
+            mark / 1024 + 3,
+            label,
+            color="#c53030",
+            fontsize=8,
+            bbox={"facecolor": "white", "edgecolor": "none", "pad": 1},
+        )
     buffer.set_ylabel("buffered_bytes\n(KiB)")
     buffer.set_ylim(0, (HIGH_WATER + 2 * MESSAGE) / 1024)
 
