@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from drainpipe._core import LARGE_CHUNK, MAX_PIECE, SendBuffer, water_marks
+from drainpipe._core import (
+    LARGE_CHUNK,
+    MAX_BATCH,
+    MAX_PIECE,
+    SendBuffer,
+    water_marks,
+)
 
 
 def drain_all(buffer: SendBuffer) -> list[bytes]:
@@ -129,6 +135,30 @@ def test_huge_chunk_is_sliced_without_copy_when_allowed() -> None:
     rest = drain_all(buffer)
     assert bytes(first) + b"".join(rest) == huge
     assert all(len(piece) <= MAX_PIECE for piece in rest)
+
+
+def test_a_batch_holds_the_pieces_take_would_return_up_to_max_batch() -> None:
+    sizes = [65536] * 5 + [100] * 3 + [LARGE_CHUNK, 7, MAX_PIECE * 2, 1]
+    chunks = [bytes([n]) * size for n, size in enumerate(sizes)]
+    one_by_one = SendBuffer(slice_large=True)
+    batched = SendBuffer(slice_large=True)
+    for chunk in chunks:
+        one_by_one.enqueue(chunk)
+        batched.enqueue(chunk)
+    batches = []
+    while batch := batched.take_batch():
+        batches.append(batch)
+    assert batched.take_batch() == []
+    # the same pieces, the same objects (nothing copied for a batch)
+    pieces = drain_all(one_by_one)
+    assert [bytes(piece) for batch in batches for piece in batch] == [
+        bytes(piece) for piece in pieces
+    ]
+    assert batches[0][0] is chunks[0]
+    for batch in batches:
+        # a batch stops growing as soon as it holds MAX_BATCH bytes
+        assert sum(map(len, batch[:-1])) < MAX_BATCH
+    assert [len(batch) for batch in batches] == [4, 5, 1, 1]
 
 
 def test_huge_chunk_goes_whole_when_slicing_is_not_allowed() -> None:

@@ -42,7 +42,13 @@ from hypothesis.stateful import (
 )
 
 from drainpipe import BufferedByteSendStream
-from drainpipe._core import DEFAULT_HIGH_WATER, LARGE_CHUNK, MAX_PIECE, SendBuffer
+from drainpipe._core import (
+    DEFAULT_HIGH_WATER,
+    LARGE_CHUNK,
+    MAX_BATCH,
+    MAX_PIECE,
+    SendBuffer,
+)
 from drainpipe.testing import ScriptedSendStream, settle
 
 if TYPE_CHECKING:
@@ -759,6 +765,27 @@ class SendBufferMachine(RuleBasedStateMachine):
         self.check_no_copy_and_no_split(piece, start)
         self.taken_up_to = end
         self.in_flight.append(len(piece))
+
+    @rule()
+    def take_batch(self) -> None:
+        batch = self.buffer.take_batch()
+        if self.taken_up_to == self.written:
+            assert batch == []
+            return
+        assert batch
+        start = self.taken_up_to
+        for piece in batch:
+            end = start + len(piece)
+            assert len(piece) > 0
+            assert bytes(piece) == self.stream(start, end), "out of order or corrupted"
+            self.check_no_copy_and_no_split(piece, start)
+            start = end
+        size = start - self.taken_up_to
+        # It grows until it holds MAX_BATCH bytes or nothing is left to take.
+        assert size - len(batch[-1]) < MAX_BATCH
+        assert size >= MAX_BATCH or start == self.written
+        self.taken_up_to = start
+        self.in_flight.append(size)  # marked sent at once, like the flush task does
 
     def check_no_copy_and_no_split(self, piece: bytes | memoryview, start: int) -> None:
         end = start + len(piece)

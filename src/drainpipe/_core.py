@@ -27,6 +27,14 @@ MAX_PIECE: Final = 256 * 1024
 #: coalesced piece.
 LARGE_CHUNK: Final = 16 * 1024
 
+#: :meth:`SendBuffer.take_batch` stops adding pieces to a batch once it holds this
+#: many bytes. Over loopback TCP (10,000 x 64 KiB, high_water 256 KiB, medians of 5
+#: rounds against direct sends) batches of 256 KiB, 512 KiB and 1 MiB all went out
+#: 1.1-1.5x as fast as direct sends, within the noise of one another, and batches
+#: of one piece 0.9-1.04x; 1 MiB batches of 256 KiB pieces were no faster than
+#: one piece at a time, so a batch is about one coalesced piece's worth.
+MAX_BATCH: Final = MAX_PIECE
+
 #: At most this many queued chunks are looked at to build one coalesced piece.
 _COALESCE_WINDOW: Final = 8192
 
@@ -177,6 +185,28 @@ class SendBuffer:
         piece = b"".join(window if count == len(window) else window[:count])
         del chunks[:count]
         return piece
+
+    def take_batch(self) -> list[Chunk]:
+        """Remove and return the next pieces, as :meth:`take` would return them one
+        by one, for one vectored write: pieces are added until the batch holds
+        :data:`MAX_BATCH` bytes or the queue is empty. Returns an empty list if
+        nothing is queued. The pieces keep counting in ``buffered_bytes`` until
+        :meth:`mark_sent`.
+
+        A batch has at most 33 pieces (a coalesced piece, however small, between
+        every two large ones), far below any system's ``IOV_MAX`` (1024 on Linux).
+        """
+        batch: list[Chunk] = []
+        size = 0
+        while size < MAX_BATCH:
+            piece = self.take()
+            if piece is None:
+                break
+
+            batch.append(piece)
+            size += len(piece)
+
+        return batch
 
     def mark_sent(self, size: int) -> bool:
         """Record that the wrapped stream accepted ``size`` bytes of a taken piece.

@@ -28,13 +28,16 @@ from anyio.lowlevel import checkpoint
 from anyio.streams.tls import TLSStream
 
 from ._core import DEFAULT_HIGH_WATER, SendBuffer
+from ._vectored import socket_writer
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Awaitable, Callable, Iterable, Mapping
     from types import TracebackType
 
     from anyio.abc import AnyByteSendStream, TaskGroup
     from typing_extensions import Buffer, Self
+
+    from ._core import Chunk
 
 
 class _State(enum.Enum):
@@ -114,9 +117,11 @@ class BufferStatistics:
     #: bytes accepted by ``write()``, ``writelines()``, ``send()`` and
     #: ``send_nowait()`` since the stream was created
     bytes_written: int
-    #: bytes accepted by the wrapped stream's ``send()``
+    #: bytes accepted by the wrapped stream
     bytes_sent: int
-    #: number of calls of the wrapped stream's ``send()`` that returned
+    #: number of completed sends to the wrapped stream: calls of its ``send()``
+    #: that returned or, on AnyIO's socket streams, batches of pieces written to
+    #: its socket at once (see :class:`BufferedByteSendStream`)
     send_calls: int
     #: number of tasks waiting in ``send()``, ``drain()`` or ``flush()``
     tasks_waiting: int
@@ -139,6 +144,13 @@ class BufferedByteSendStream(ByteSendStream):
                 out.write(message)
                 await out.drain()
 
+    On AnyIO's own TCP and UNIX socket streams (exactly those classes), the flush
+    task hands the kernel up to 256 KiB of queued pieces at once with one
+    :func:`os.writev` on the stream's socket, since AnyIO streams have no vectored
+    send, and goes through the stream's ``send()`` whenever the socket is full or
+    the stream is closing; it never writes past bytes the stream itself still
+    holds. On any other stream it calls ``send()`` once per piece.
+
     Leaving the block normally is :meth:`aclose` (flush everything, then close the
     wrapped stream). Leaving it by an exception (cancellation included) drops the
     buffer, closes the wrapped stream forcefully and lets the exception propagate
@@ -146,7 +158,8 @@ class BufferedByteSendStream(ByteSendStream):
     block is cancelled, so cleanup that shields itself (``with
     anyio.CancelScope(shield=True):``) can still :meth:`flush` or :meth:`aclose`.
 
-    If the wrapped stream's ``send()`` raises, the stream is *broken*: the buffer
+    If the wrapped stream's ``send()`` (or a write to its socket) raises, the
+    stream is *broken*: the buffer
     is dropped, every waiting task is woken and every later call raises
     :exc:`~anyio.BrokenResourceError` whose ``__cause__`` is the original
     exception (once the stream has been closed, :exc:`~anyio.ClosedResourceError`).
@@ -154,8 +167,8 @@ class BufferedByteSendStream(ByteSendStream):
     leaving the block normally): nothing is lost silently.
 
     Any number of tasks may use one stream; the bytes of one :meth:`write` or
-    :meth:`send` stay contiguous and in enqueue order, and only the flush task calls
-    the wrapped stream's ``send()``. Like every AnyIO stream it is not thread-safe:
+    :meth:`send` stay contiguous and in enqueue order, and only the flush task
+    writes to the wrapped stream. Like every AnyIO stream it is not thread-safe:
     from another thread, call it through :func:`anyio.from_thread.run_sync` or
     :func:`anyio.from_thread.run`.
 
@@ -187,6 +200,7 @@ class BufferedByteSendStream(ByteSendStream):
             slice_large=isinstance(send_stream, (SocketStream, TLSStream)),
         )
         self._enqueue = self._buffer.enqueue
+        self._write_socket = socket_writer(send_stream)
         self._state = _NEW
         self._task_group: TaskGroup | None = None
         # Shielded: only _close_now() stops the flush task. A cancellation of the
@@ -518,7 +532,7 @@ class BufferedByteSendStream(ByteSendStream):
 
     async def flush(self) -> None:
         """Wait until every byte enqueued before this call has been accepted by the
-        wrapped stream's ``send()``.
+        wrapped stream.
 
         "Accepted by the wrapped stream" is not "delivered to the peer": a socket
         stream's ``send()`` returns once the kernel has the bytes. Always yields to
@@ -618,13 +632,21 @@ class BufferedByteSendStream(ByteSendStream):
 
     async def _flush_task(self) -> None:
         buffer = self._buffer
-        send = self.send_stream.send
+        # A piece, or a batch of pieces when writing to the socket directly.
+        piece: Any
+        take: Callable[[], Any]
+        transmit: Callable[[Any], Awaitable[int]]
+        if self._write_socket is None:
+            take, transmit = buffer.take, self._send_piece
+        else:
+            take, transmit = buffer.take_batch, self._send_batch
+
         polls = 0
         with self._flush_scope:
             try:
                 while True:
-                    piece = buffer.take()
-                    if piece is None:
+                    piece = take()
+                    if not piece:
                         if polls:
                             # See _POLLS_BEFORE_PARKING.
                             polls -= 1
@@ -637,11 +659,11 @@ class BufferedByteSendStream(ByteSendStream):
                         continue
 
                     started = perf_counter()
-                    await send(piece)  # type: ignore[arg-type]
+                    size = await transmit(piece)
                     if self._state is _CLOSED:
                         return  # closed forcefully while the piece was in flight
 
-                    resumed = buffer.mark_sent(len(piece))
+                    resumed = buffer.mark_sent(size)
                     if resumed:
                         self._on_resume()
 
@@ -653,6 +675,45 @@ class BufferedByteSendStream(ByteSendStream):
                         waiters.popleft()[1].set()
             except Exception as exc:  # noqa: BLE001 - kept and re-raised to every caller
                 self._fail(exc)
+
+    async def _send_piece(self, piece: Chunk) -> int:
+        await self.send_stream.send(piece)  # type: ignore[arg-type]
+        return len(piece)
+
+    async def _send_batch(self, batch: list[Chunk]) -> int:
+        """Hand ``batch`` to the wrapped stream in order, writing as much as the
+        socket takes at once to the socket itself (see ``_vectored.py``) and the
+        rest, piece by piece, through the stream's ``send()``."""
+        write_socket = self._write_socket
+        assert write_socket is not None
+        size = sum(map(len, batch))
+        first = 0
+        waited = False
+        while first < len(batch):
+            written = write_socket(batch[first:] if first else batch)
+            while written:
+                length = len(batch[first])
+                if written < length:
+                    batch[first] = memoryview(batch[first])[written:]
+                    break
+
+                written -= length
+                first += 1
+
+            if first < len(batch):
+                # The socket is full (or the transport still holds bytes): let the
+                # stream's send() wait for room.
+                await self.send_stream.send(batch[first])  # type: ignore[arg-type]
+                if self._state is _CLOSED:
+                    return size
+
+                first += 1
+                waited = True
+
+        if not waited:
+            await checkpoint()
+
+        return size
 
     def _wake_flush_task(self) -> None:
         assert self._wakeup is not None
@@ -732,7 +793,7 @@ class BufferedByteSendStream(ByteSendStream):
     @property
     def buffered_bytes(self) -> int:
         """Bytes accepted by ``write()``/``send()`` but not yet accepted by the
-        wrapped stream's ``send()`` (a piece in flight still counts)."""
+        wrapped stream (a piece in flight still counts)."""
         return self._buffer.buffered_bytes
 
     @property

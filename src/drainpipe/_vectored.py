@@ -1,0 +1,95 @@
+"""Vectored writes straight to the socket under one of AnyIO's own socket streams.
+
+On loopback TCP each ``send()`` costs the kernel about as much as it costs to copy
+its bytes: 64 KiB pieces handed over four at a time by one ``writev()`` went out
+1.06-1.33x as fast as one ``send()`` each (20,000 x 64 KiB, medians of 5 rounds,
+2026-11-25). AnyIO's streams have no vectored send, so for the stream classes of
+AnyIO's own backends, whose buffering is known, the flush task writes to their
+socket itself, and hands a piece to the stream's ``send()`` whenever the socket
+would block.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from anyio import BrokenResourceError
+from anyio.abc import SocketAttribute
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from ._core import Chunk
+
+#: AnyIO stream classes (module, name) that keep no bytes of their own between
+#: ``send()`` calls: their ``send()`` returns once the kernel has every byte.
+_UNBUFFERED = frozenset(
+    {
+        ("anyio._backends._trio", "SocketStream"),
+        ("anyio._backends._trio", "UNIXSocketStream"),
+        ("anyio._backends._asyncio", "UNIXSocketStream"),
+    }
+)
+
+#: AnyIO's asyncio TCP stream: its ``send()`` may leave bytes in its transport's
+#: buffer (asyncio's or uvloop's), which a direct write must never overtake.
+_TRANSPORT = ("anyio._backends._asyncio", "SocketStream")
+
+
+def socket_writer(stream: object) -> Callable[[Sequence[Chunk]], int] | None:
+    """Return a function writing pieces to the socket under ``stream`` without
+    waiting, or ``None`` unless ``stream`` is exactly one of AnyIO's own socket
+    stream classes (a subclass may do its own thing in ``send()``) on a platform
+    with :func:`os.writev`.
+
+    The function returns how many bytes the kernel accepted, from the first piece
+    on. It returns 0, writing nothing, if the socket would block, if the stream is
+    closed or closing, or if the stream's transport still holds bytes of an
+    earlier ``send()``: the caller then hands the next piece to the stream's own
+    ``send()``, which waits. Only one task may use it, and never while a
+    ``send()`` of the same stream is in progress.
+
+    :raises ~anyio.BrokenResourceError: from the :exc:`OSError` of a failed write
+    """
+    if not hasattr(os, "writev"):  # pragma: no cover - Windows
+        return None
+
+    kind = (type(stream).__module__, type(stream).__qualname__)
+    busy: Callable[[], bool]
+    if kind in _UNBUFFERED:
+
+        def busy() -> bool:
+            return False
+
+    elif kind == _TRANSPORT:
+        transport: Any = getattr(stream, "_transport", None)
+        if transport is None:  # pragma: no cover - a future AnyIO
+            return None
+
+        def busy() -> bool:
+            # is_closing() first: uvloop's socket keeps its fileno() after close.
+            return bool(transport.is_closing() or transport.get_write_buffer_size())
+
+    else:
+        return None
+
+    raw_socket = stream.extra(SocketAttribute.raw_socket)  # type: ignore[attr-defined]
+    writev = os.writev
+
+    def write(pieces: Sequence[Chunk]) -> int:
+        if busy():
+            return 0
+
+        descriptor = raw_socket.fileno()  # -1 once closed, never a reused number
+        if descriptor < 0:
+            return 0
+
+        try:
+            return writev(descriptor, pieces)
+        except BlockingIOError:
+            return 0
+        except OSError as exc:
+            raise BrokenResourceError from exc
+
+    return write
