@@ -7,6 +7,7 @@ import pytest
 from drainpipe._core import (
     LARGE_CHUNK,
     MAX_BATCH,
+    MAX_BATCH_PIECES,
     MAX_PIECE,
     SendBuffer,
     water_marks,
@@ -159,6 +160,15 @@ def test_a_batch_holds_the_pieces_take_would_return_up_to_max_batch() -> None:
         # a batch stops growing as soon as it holds MAX_BATCH bytes
         assert sum(map(len, batch[:-1])) < MAX_BATCH
     assert [len(batch) for batch in batches] == [4, 5, 1, 1]
+
+
+def test_a_batch_holds_at_most_max_batch_pieces() -> None:
+    buffer = SendBuffer()
+    for _ in range(MAX_BATCH_PIECES):  # tiny and large in turn: 2 pieces each
+        buffer.enqueue(b"t")
+        buffer.enqueue(b"L" * LARGE_CHUNK)
+    assert len(buffer.take_batch()) == MAX_BATCH_PIECES
+    assert len(buffer.take_batch()) == MAX_BATCH_PIECES
 
 
 def test_huge_chunk_goes_whole_when_slicing_is_not_allowed() -> None:

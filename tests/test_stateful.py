@@ -46,6 +46,7 @@ from drainpipe._core import (
     DEFAULT_HIGH_WATER,
     LARGE_CHUNK,
     MAX_BATCH,
+    MAX_BATCH_PIECES,
     MAX_PIECE,
     SendBuffer,
 )
@@ -781,9 +782,13 @@ class SendBufferMachine(RuleBasedStateMachine):
             self.check_no_copy_and_no_split(piece, start)
             start = end
         size = start - self.taken_up_to
-        # It grows until it holds MAX_BATCH bytes or nothing is left to take.
+        # It grows until it holds MAX_BATCH bytes or MAX_BATCH_PIECES pieces, or
+        # nothing is left to take.
         assert size - len(batch[-1]) < MAX_BATCH
-        assert size >= MAX_BATCH or start == self.written
+        assert len(batch) <= MAX_BATCH_PIECES
+        assert (
+            size >= MAX_BATCH or len(batch) == MAX_BATCH_PIECES or start == self.written
+        )
         self.taken_up_to = start
         self.in_flight.append(size)  # marked sent at once, like the flush task does
 

@@ -35,6 +35,11 @@ LARGE_CHUNK: Final = 16 * 1024
 #: one piece at a time, so a batch is about one coalesced piece's worth.
 MAX_BATCH: Final = MAX_PIECE
 
+#: At most this many pieces go in one batch: POSIX's smallest allowed ``IOV_MAX``
+#: (``_XOPEN_IOV_MAX``), the most buffers one ``writev()`` is sure to take. Only a
+#: queue of tiny and large writes in turn reaches it before :data:`MAX_BATCH`.
+MAX_BATCH_PIECES: Final = 16
+
 #: At most this many queued chunks are looked at to build one coalesced piece.
 _COALESCE_WINDOW: Final = 8192
 
@@ -189,16 +194,13 @@ class SendBuffer:
     def take_batch(self) -> list[Chunk]:
         """Remove and return the next pieces, as :meth:`take` would return them one
         by one, for one vectored write: pieces are added until the batch holds
-        :data:`MAX_BATCH` bytes or the queue is empty. Returns an empty list if
-        nothing is queued. The pieces keep counting in ``buffered_bytes`` until
-        :meth:`mark_sent`.
-
-        A batch has at most 33 pieces (a coalesced piece, however small, between
-        every two large ones), far below any system's ``IOV_MAX`` (1024 on Linux).
+        :data:`MAX_BATCH` bytes or :data:`MAX_BATCH_PIECES` pieces, or the queue is
+        empty. Returns an empty list if nothing is queued. The pieces keep counting
+        in ``buffered_bytes`` until :meth:`mark_sent`.
         """
         batch: list[Chunk] = []
         size = 0
-        while size < MAX_BATCH:
+        while size < MAX_BATCH and len(batch) < MAX_BATCH_PIECES:
             piece = self.take()
             if piece is None:
                 break

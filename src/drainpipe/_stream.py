@@ -105,7 +105,7 @@ class BufferStatistics:
     """
 
     #: bytes accepted by ``write()``/``send()`` but not yet accepted by the wrapped
-    #: stream's ``send()`` (a piece in flight still counts)
+    #: stream (a piece in flight still counts)
     buffered_bytes: int
     #: the high watermark in bytes
     high_water: int
@@ -119,9 +119,9 @@ class BufferStatistics:
     bytes_written: int
     #: bytes accepted by the wrapped stream
     bytes_sent: int
-    #: number of completed sends to the wrapped stream: calls of its ``send()``
-    #: that returned or, on AnyIO's socket streams, batches of pieces written to
-    #: its socket at once (see :class:`BufferedByteSendStream`)
+    #: number of completed writes to the wrapped stream: calls of its ``send()``
+    #: that returned and, on AnyIO's socket streams, ``writev()`` calls on its socket
+    #: that wrote something (see :class:`BufferedByteSendStream`)
     send_calls: int
     #: number of tasks waiting in ``send()``, ``drain()`` or ``flush()``
     tasks_waiting: int
@@ -631,15 +631,15 @@ class BufferedByteSendStream(ByteSendStream):
     # -- the flush task ----------------------------------------------------------
 
     async def _flush_task(self) -> None:
-        buffer = self._buffer
-        # A piece, or a batch of pieces when writing to the socket directly.
+        # A piece, or a batch of pieces when writing to the socket directly; the
+        # transmit function returns whether what it sent ended a pause.
         piece: Any
         take: Callable[[], Any]
-        transmit: Callable[[Any], Awaitable[int]]
+        transmit: Callable[[Any], Awaitable[bool]]
         if self._write_socket is None:
-            take, transmit = buffer.take, self._send_piece
+            take, transmit = self._buffer.take, self._send_piece
         else:
-            take, transmit = buffer.take_batch, self._send_batch
+            take, transmit = self._buffer.take_batch, self._send_batch
 
         polls = 0
         with self._flush_scope:
@@ -659,61 +659,72 @@ class BufferedByteSendStream(ByteSendStream):
                         continue
 
                     started = perf_counter()
-                    size = await transmit(piece)
+                    resumed = await transmit(piece)
                     if self._state is _CLOSED:
                         return  # closed forcefully while the piece was in flight
 
-                    resumed = buffer.mark_sent(size)
-                    if resumed:
-                        self._on_resume()
-
                     quick = perf_counter() - started < _BUSY_LOOP
                     polls = _POLLS_BEFORE_PARKING if resumed or quick else 0
-
-                    waiters = self._sent_waiters
-                    while waiters and waiters[0][0] <= buffer.bytes_sent:
-                        waiters.popleft()[1].set()
             except Exception as exc:  # noqa: BLE001 - kept and re-raised to every caller
                 self._fail(exc)
 
-    async def _send_piece(self, piece: Chunk) -> int:
+    async def _send_piece(self, piece: Chunk) -> bool:
         await self.send_stream.send(piece)  # type: ignore[arg-type]
-        return len(piece)
+        return self._state is not _CLOSED and self._record_sent(len(piece))
 
-    async def _send_batch(self, batch: list[Chunk]) -> int:
+    async def _send_batch(self, batch: list[Chunk]) -> bool:
         """Hand ``batch`` to the wrapped stream in order, writing as much as the
         socket takes at once to the socket itself (see ``_vectored.py``) and the
-        rest, piece by piece, through the stream's ``send()``."""
+        rest, piece by piece, through the stream's ``send()``. Bytes count as sent
+        as soon as the socket has them."""
         write_socket = self._write_socket
         assert write_socket is not None
-        size = sum(map(len, batch))
+        resumed = False
         first = 0
         waited = False
         while first < len(batch):
             written = write_socket(batch[first:] if first else batch)
-            while written:
-                length = len(batch[first])
-                if written < length:
-                    batch[first] = memoryview(batch[first])[written:]
-                    break
+            if written:
+                resumed |= self._record_sent(written)
+                while written:
+                    length = len(batch[first])
+                    if written < length:
+                        batch[first] = memoryview(batch[first])[written:]
+                        break
 
-                written -= length
-                first += 1
+                    written -= length
+                    first += 1
 
             if first < len(batch):
-                # The socket is full (or the transport still holds bytes): let the
-                # stream's send() wait for room.
-                await self.send_stream.send(batch[first])  # type: ignore[arg-type]
+                # The socket is full (or the stream is closing): let the stream's
+                # send() wait for room, or raise.
+                piece = batch[first]
+                await self.send_stream.send(piece)  # type: ignore[arg-type]
                 if self._state is _CLOSED:
-                    return size
+                    return resumed
 
+                resumed |= self._record_sent(len(piece))
                 first += 1
                 waited = True
 
         if not waited:
             await checkpoint()
 
-        return size
+        return resumed
+
+    def _record_sent(self, size: int) -> bool:
+        """Count ``size`` more bytes as accepted by the wrapped stream, wake whoever
+        was waiting for them, and return whether that ended a pause."""
+        buffer = self._buffer
+        resumed = buffer.mark_sent(size)
+        if resumed:
+            self._on_resume()
+
+        waiters = self._sent_waiters
+        while waiters and waiters[0][0] <= buffer.bytes_sent:
+            waiters.popleft()[1].set()
+
+        return resumed
 
     def _wake_flush_task(self) -> None:
         assert self._wakeup is not None

@@ -12,9 +12,10 @@ would block.
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
-from anyio import BrokenResourceError
+from anyio import BrokenResourceError, TypedAttributeProvider
 from anyio.abc import SocketAttribute
 
 if TYPE_CHECKING:
@@ -37,7 +38,9 @@ _UNBUFFERED = frozenset(
 _TRANSPORT = ("anyio._backends._asyncio", "SocketStream")
 
 
-def socket_writer(stream: object) -> Callable[[Sequence[Chunk]], int] | None:
+def socket_writer(
+    stream: TypedAttributeProvider,
+) -> Callable[[Sequence[Chunk]], int] | None:
     """Return a function writing pieces to the socket under ``stream`` without
     waiting, or ``None`` unless ``stream`` is exactly one of AnyIO's own socket
     stream classes (a subclass may do its own thing in ``send()``) on a platform
@@ -47,9 +50,10 @@ def socket_writer(stream: object) -> Callable[[Sequence[Chunk]], int] | None:
     on. It returns 0, writing nothing, if the socket would block, if the stream is
     closed or closing, or if the stream's transport still holds bytes of an
     earlier ``send()``: the caller then hands the next piece to the stream's own
-    ``send()``, which waits. Only one task may use it, and never while a
-    ``send()`` of the same stream is in progress.
+    ``send()``, which waits. Only one task may use it.
 
+    :raises ~anyio.BusyResourceError: if another task is in the stream's ``send()``
+        (as that ``send()`` would raise for a second one)
     :raises ~anyio.BrokenResourceError: from the :exc:`OSError` of a failed write
     """
     if not hasattr(os, "writev"):  # pragma: no cover - Windows
@@ -68,28 +72,33 @@ def socket_writer(stream: object) -> Callable[[Sequence[Chunk]], int] | None:
             return None
 
         def busy() -> bool:
-            # is_closing() first: uvloop's socket keeps its fileno() after close.
+            # is_closing() covers the moment between abort() and the socket's close.
             return bool(transport.is_closing() or transport.get_write_buffer_size())
 
     else:
         return None
 
-    raw_socket = stream.extra(SocketAttribute.raw_socket)  # type: ignore[attr-defined]
+    raw_socket = stream.extra(SocketAttribute.raw_socket)
+    # AnyIO's own guard: a task of the user's in the stream's send() (a misuse)
+    # makes this raise BusyResourceError, as a second send() would, instead of
+    # writing into the middle of that task's bytes.
+    send_guard: Any = getattr(stream, "_send_guard", None) or nullcontext()
     writev = os.writev
 
     def write(pieces: Sequence[Chunk]) -> int:
-        if busy():
-            return 0
+        with send_guard:
+            if busy():
+                return 0
 
-        descriptor = raw_socket.fileno()  # -1 once closed, never a reused number
-        if descriptor < 0:
-            return 0
+            descriptor = raw_socket.fileno()  # -1 once closed, never a reused number
+            if descriptor < 0:
+                return 0
 
-        try:
-            return writev(descriptor, pieces)
-        except BlockingIOError:
-            return 0
-        except OSError as exc:
-            raise BrokenResourceError from exc
+            try:
+                return writev(descriptor, pieces)
+            except BlockingIOError:
+                return 0
+            except OSError as exc:
+                raise BrokenResourceError from exc
 
     return write
