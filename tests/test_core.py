@@ -10,6 +10,7 @@ from drainpipe._core import (
     MAX_BATCH_PIECES,
     MAX_PIECE,
     SendBuffer,
+    skip_written,
     water_marks,
 )
 
@@ -169,6 +170,18 @@ def test_a_batch_holds_at_most_max_batch_pieces() -> None:
         buffer.enqueue(b"L" * LARGE_CHUNK)
     assert len(buffer.take_batch()) == MAX_BATCH_PIECES
     assert len(buffer.take_batch()) == MAX_BATCH_PIECES
+
+
+def test_skip_written_trims_the_piece_written_in_part_without_a_copy() -> None:
+    pieces: list[bytes | memoryview] = [b"aaaa", b"bbbb", b"cccc"]
+    tail = pieces[1]
+    assert skip_written(pieces, 0, 6) == 1
+    assert isinstance(pieces[1], memoryview)
+    assert pieces[1].obj is tail
+    assert bytes(pieces[1]) == b"bb"
+    assert skip_written(pieces, 1, 2) == 2  # exactly the rest: nothing trimmed
+    assert pieces[2] == b"cccc"
+    assert skip_written(pieces, 2, 4) == 3
 
 
 def test_huge_chunk_goes_whole_when_slicing_is_not_allowed() -> None:

@@ -79,6 +79,23 @@ def water_marks(high_water: object, low_water: object | None) -> tuple[int, int]
     return _check_water_marks(high_water, low_water)
 
 
+def skip_written(batch: list[Chunk], first: int, written: int) -> int:
+    """Account for ``written`` bytes of ``batch[first:]`` having gone out: return
+    the index of the first piece not wholly written (``len(batch)`` if none), and
+    replace that piece by its unwritten rest (a :class:`memoryview` slice, not a
+    copy) if it went out in part."""
+    while written:
+        length = len(batch[first])
+        if written < length:
+            batch[first] = memoryview(batch[first])[written:]
+            return first
+
+        written -= length
+        first += 1
+
+    return first
+
+
 class SendBuffer:
     """Byte accounting for one write-behind buffer.
 

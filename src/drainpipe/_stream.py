@@ -27,7 +27,7 @@ from anyio.abc import ByteSendStream, SocketStream
 from anyio.lowlevel import checkpoint
 from anyio.streams.tls import TLSStream
 
-from ._core import DEFAULT_HIGH_WATER, SendBuffer
+from ._core import DEFAULT_HIGH_WATER, SendBuffer, skip_written
 from ._vectored import socket_writer
 
 if TYPE_CHECKING:
@@ -686,24 +686,15 @@ class BufferedByteSendStream(ByteSendStream):
             written = write_socket(batch[first:] if first else batch)
             if written:
                 resumed |= self._record_sent(written)
-                while written:
-                    length = len(batch[first])
-                    if written < length:
-                        batch[first] = memoryview(batch[first])[written:]
-                        break
-
-                    written -= length
-                    first += 1
+                first = skip_written(batch, first, written)
 
             if first < len(batch):
                 # The socket is full (or the stream is closing): let the stream's
                 # send() wait for room, or raise.
-                piece = batch[first]
-                await self.send_stream.send(piece)  # type: ignore[arg-type]
+                resumed |= await self._send_piece(batch[first])
                 if self._state is _CLOSED:
                     return resumed
 
-                resumed |= self._record_sent(len(piece))
                 first += 1
                 waited = True
 
