@@ -27,6 +27,7 @@ from anyio.abc import ByteSendStream, SocketStream
 from anyio.lowlevel import checkpoint
 from anyio.streams.tls import TLSStream
 
+from ._checkpoints import wait
 from ._core import DEFAULT_HIGH_WATER, SendBuffer, skip_written
 from ._vectored import socket_writer
 
@@ -286,7 +287,7 @@ class BufferedByteSendStream(ByteSendStream):
         assert self._closed is not None
         if state is _CLOSING:
             try:
-                await self._closed.wait()
+                await wait(self._closed)
             except BaseException:
                 # Bounded like the close it waits for: else leaving the block would
                 # wait for that close's flush, shielded, for as long as it takes.
@@ -427,7 +428,9 @@ class BufferedByteSendStream(ByteSendStream):
         Waiting senders are served first come, first served, and a later
         :meth:`send` never overtakes a waiting one.
 
-        If cancelled while waiting, nothing was enqueued: retrying is safe.
+        If cancelled while waiting, nothing was enqueued: retrying is safe. If it
+        waited, a cancellation pending when the wait ends is raised (enqueueing
+        nothing, and passing the turn on), even if its turn came first.
 
         :raises TypeError: if ``item`` is not a bytes-like object
         :raises ValueError: if ``item`` is a released :class:`memoryview`
@@ -465,7 +468,7 @@ class BufferedByteSendStream(ByteSendStream):
         self._tasks_waiting += 1
         try:
             while True:
-                await turn.wait()
+                await wait(turn)
                 if self._state is not _OPEN:
                     self._raise_woken()
 
@@ -498,7 +501,9 @@ class BufferedByteSendStream(ByteSendStream):
         buffer falls to :attr:`low_water`.
 
         Like asyncio's ``StreamWriter.drain()``, this does not yield to the event
-        loop when the stream is not paused. Cancelling it has no other effect.
+        loop when the stream is not paused. If it waited, a cancellation pending when
+        the wait ends is raised, even if the stream resumed first. Cancelling it has
+        no other effect.
 
         :raises ~anyio.ClosedResourceError: if the stream is closed, also while
             waiting
@@ -523,7 +528,7 @@ class BufferedByteSendStream(ByteSendStream):
         resumed = self._resumed
         self._tasks_waiting += 1
         try:
-            await resumed.wait()
+            await wait(resumed)
         finally:
             self._tasks_waiting -= 1
 
@@ -536,7 +541,9 @@ class BufferedByteSendStream(ByteSendStream):
 
         "Accepted by the wrapped stream" is not "delivered to the peer": a socket
         stream's ``send()`` returns once the kernel has the bytes. Always yields to
-        the event loop. Cancelling it has no other effect: the bytes stay queued.
+        the event loop, and raises a cancellation pending when its wait ends even if
+        the bytes went out first. Cancelling it has no other effect: the bytes stay
+        queued.
 
         :raises ~anyio.ClosedResourceError: if the stream is closed, also while
             waiting
@@ -566,7 +573,7 @@ class BufferedByteSendStream(ByteSendStream):
         insort(self._sent_waiters, waiter, key=itemgetter(0))
         self._tasks_waiting += 1
         try:
-            await waiter[1].wait()
+            await wait(waiter[1])
         finally:
             self._tasks_waiting -= 1
             if not waiter[1].is_set():

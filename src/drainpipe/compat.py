@@ -47,6 +47,7 @@ from anyio.lowlevel import checkpoint
 from anyio.streams.stapled import MultiListener
 from anyio.streams.tls import TLSAttribute, TLSStream
 
+from ._checkpoints import wait
 from ._stream import BufferedByteSendStream
 
 if TYPE_CHECKING:
@@ -606,7 +607,7 @@ class StreamWriter:
 
         :raises OSError: if the connection was lost, as in asyncio
         """
-        await self._closed.wait()
+        await wait(self._closed)
         exc = self._reader.exception()
         if exc is not None:
             raise exc
@@ -706,7 +707,7 @@ class _Connection:
         try:
             if exc_val is None:
                 writer.close()
-                await writer._closed.wait()
+                await wait(writer._closed)
         except BaseException as exc:  # cancelled while flushing
             exc_type, exc_val, exc_tb = type(exc), exc, exc.__traceback__
             raise
@@ -998,7 +999,7 @@ class Server:
         self._start_serving()
         self._serving_forever = True
         try:
-            await self._close_requested.wait()
+            await wait(self._close_requested)
         except BaseException:
             self.close()
             raise
@@ -1028,7 +1029,7 @@ class Server:
 
     async def wait_closed(self) -> None:
         """Wait until the server is closed and every connection has ended."""
-        await self._idle.wait()
+        await wait(self._idle)
 
     async def __aenter__(self) -> Self:
         return self
@@ -1050,7 +1051,7 @@ class Server:
         assert self._task_group is not None
         try:
             with self._accept_scope:
-                await self._start.wait()
+                await wait(self._start)
                 await MultiListener(self._listeners).serve(
                     self._serve_connection, self._task_group
                 )
