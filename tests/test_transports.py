@@ -29,7 +29,7 @@ from anyio.lowlevel import checkpoint
 from anyio.streams.tls import TLSAttribute, TLSStream
 
 from drainpipe import BufferedByteSendStream
-from drainpipe._vectored import socket_writer
+from drainpipe._transmit import socket_writer
 from drainpipe.testing import settle
 from tests.backends import BACKENDS
 

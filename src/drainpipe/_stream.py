@@ -6,18 +6,12 @@ only *when* to wait, wake and close.
 
 from __future__ import annotations
 
-import enum
-from bisect import insort
-from collections import deque
 from dataclasses import dataclass
-from operator import itemgetter
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from anyio import (
-    BrokenResourceError,
     CancelScope,
-    ClosedResourceError,
     Event,
     WouldBlock,
     aclose_forcefully,
@@ -28,35 +22,16 @@ from anyio.lowlevel import checkpoint
 from anyio.streams.tls import TLSStream
 
 from ._checkpoints import wait
-from ._core import DEFAULT_HIGH_WATER, SendBuffer, skip_written
-from ._vectored import socket_writer
+from ._core import DEFAULT_HIGH_WATER, SendBuffer
+from ._lifecycle import BROKEN, CLOSED, OPEN, CloseAction, Lifecycle, Waiters
+from ._transmit import choose_transmit
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
     from types import TracebackType
 
     from anyio.abc import AnyByteSendStream, TaskGroup
     from typing_extensions import Buffer, Self
-
-    from ._core import Chunk
-
-
-class _State(enum.Enum):
-    NEW = "not entered yet"
-    OPEN = "open"
-    EOF = "half-closed"
-    CLOSING = "closing"
-    CLOSED = "closed"
-    BROKEN = "broken"
-
-
-# Module-level aliases keep the identity checks on the hot path to one global load.
-_NEW = _State.NEW
-_OPEN = _State.OPEN
-_EOF = _State.EOF
-_CLOSING = _State.CLOSING
-_CLOSED = _State.CLOSED
-_BROKEN = _State.BROKEN
 
 #: How many times the flush task yields to the event loop after a send that left the
 #: queue empty, before it parks until the next write wakes it. What usually comes
@@ -190,19 +165,26 @@ class BufferedByteSendStream(ByteSendStream):
         *,
         high_water: int = DEFAULT_HIGH_WATER,
         low_water: int | None = None,
+        vectored: bool = True,
     ) -> None:
+        if not isinstance(vectored, bool):
+            raise TypeError(f"vectored must be a bool, not {type(vectored).__name__}")
+
         #: the wrapped stream
         self.send_stream = send_stream
         # Only streams known to accept any bytes-like object get memoryview slices
         # of large writes; a memory object stream would hand them to its receiver.
-        self._buffer = SendBuffer(
+        self._buffer = buffer = SendBuffer(
             high_water,
             low_water,
             slice_large=isinstance(send_stream, (SocketStream, TLSStream)),
         )
-        self._enqueue = self._buffer.enqueue
-        self._write_socket = socket_writer(send_stream)
-        self._state = _NEW
+        self._enqueue = buffer.enqueue
+        self._waiters: Waiters[Event] = Waiters(Event)
+        self._lifecycle = Lifecycle(buffer, self._waiters, type(self).__name__)
+        self._transmit = choose_transmit(
+            send_stream, buffer, self._lifecycle, vectored=vectored
+        )
         self._task_group: TaskGroup | None = None
         # Shielded: only _close_now() stops the flush task. A cancellation of the
         # code around the block must leave it running, or a shielded flush() or
@@ -210,20 +192,10 @@ class BufferedByteSendStream(ByteSendStream):
         self._flush_scope = CancelScope(shield=True)
         self._flush_idle = False
         self._wakeup: Event | None = None
-        self._resumed: Event | None = None
-        # (target, event) of each task waiting until bytes_sent reaches target,
-        # sorted by target; woken only once its target is reached, so a long flush
-        # stays asleep (and cancellable on asyncio) meanwhile
-        self._sent_waiters: deque[tuple[int, Event]] = deque()
-        self._closed: Event | None = None
-        self._send_waiters: deque[Event] = deque()
-        self._tasks_waiting = 0
-        self._error: BaseException | None = None
-        self._error_reported = False
 
     def __repr__(self) -> str:
         return (
-            f"<{type(self).__name__} {self._state.value} "
+            f"<{type(self).__name__} {self._lifecycle.state.value} "
             f"buffered_bytes={self._buffer.buffered_bytes} "
             f"send_stream={self.send_stream!r}>"
         )
@@ -231,17 +203,15 @@ class BufferedByteSendStream(ByteSendStream):
     # -- lifecycle ---------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        if self._state is not _NEW:
-            raise RuntimeError(
-                f"this BufferedByteSendStream is {self._state.value}; "
-                f"a stream can be entered only once"
-            )
+        self._lifecycle.enter()
+        try:
+            task_group = create_task_group()
+            await task_group.__aenter__()
+        except BaseException:
+            self._lifecycle.close()
+            raise
 
-        task_group = create_task_group()
-        await task_group.__aenter__()
         self._task_group = task_group
-        self._closed = Event()
-        self._state = _OPEN
         task_group.start_soon(self._flush_task, name=f"drainpipe flush {self!r}")
         return self
 
@@ -274,46 +244,34 @@ class BufferedByteSendStream(ByteSendStream):
         :raises ~anyio.BrokenResourceError: if a failure of the wrapped stream has
             not been reported by any earlier call (it is raised once)
         """
-        state = self._state
-        if state is _CLOSED:
+        lifecycle = self._lifecycle
+        action = lifecycle.begin_close()
+        if action is CloseAction.NOTHING:
             await checkpoint()
-            return
-
-        if state is _NEW:
-            self._state = _CLOSED
+        elif action is CloseAction.CLOSE_WRAPPED:
             await self.send_stream.aclose()
-            return
-
-        assert self._closed is not None
-        if state is _CLOSING:
+        elif action is CloseAction.WAIT_FOR_CLOSE:
             try:
-                await wait(self._closed)
+                await wait(self._waiters.closed())
             except BaseException:
                 # Bounded like the close it waits for: else leaving the block would
                 # wait for that close's flush, shielded, for as long as it takes.
                 await self._close_forcefully()
                 raise
-
-            return
-
-        if state is _BROKEN:
+        elif action is CloseAction.CLOSE_BROKEN:
             await self._close_forcefully()
-            if not self._error_reported:
-                self._raise_broken()
+            if not lifecycle.error_reported:
+                lifecycle.raise_broken()
+        else:
+            try:
+                await self._wait_sent(self._buffer.bytes_written)
+                lifecycle.check_still_closing()
+            except BaseException:
+                await self._close_forcefully()
+                raise
 
-            return
-
-        self._state = _CLOSING
-        try:
-            await self._wait_sent(self._buffer.bytes_written)
-            if self._state is not _CLOSING:  # broken, or closed by another task
-                self._raise_woken()
-        except BaseException:
-            await self._close_forcefully()
-            raise
-
-        self._close_now()
-        await self.send_stream.aclose()
+            self._close_now()
+            await self.send_stream.aclose()
 
     async def _close_forcefully(self) -> None:
         """Drop the buffer, stop the flush task, wake every waiter and close the
@@ -323,14 +281,8 @@ class BufferedByteSendStream(ByteSendStream):
 
     def _close_now(self) -> None:
         """Drop the buffer, stop the flush task and wake every waiter."""
-        if self._state is not _BROKEN:
-            self._buffer.drop()
-
-        self._state = _CLOSED
+        self._lifecycle.close()
         self._flush_scope.cancel()
-        self._wake_all()
-        if self._closed is not None:
-            self._closed.set()
 
     # -- writing -----------------------------------------------------------------
 
@@ -352,8 +304,8 @@ class BufferedByteSendStream(ByteSendStream):
         :raises RuntimeError: if the stream has not been entered with
             ``async with``
         """
-        if self._state is not _OPEN:
-            self._raise_unusable()
+        if self._lifecycle.state is not OPEN:
+            self._lifecycle.raise_unusable()
 
         if type(data) is not bytes:
             data = _snapshot(data)
@@ -377,8 +329,8 @@ class BufferedByteSendStream(ByteSendStream):
         :raises RuntimeError: if the stream has not been entered with
             ``async with``
         """
-        if self._state is not _OPEN:
-            self._raise_unusable()
+        if self._lifecycle.state is not OPEN:
+            self._lifecycle.raise_unusable()
 
         chunks = [_snapshot(item) for item in data]
         enqueue = self._buffer.enqueue
@@ -407,14 +359,14 @@ class BufferedByteSendStream(ByteSendStream):
         :raises RuntimeError: if the stream has not been entered with
             ``async with``
         """
-        if self._state is not _OPEN:
-            self._raise_unusable()
+        if self._lifecycle.state is not OPEN:
+            self._lifecycle.raise_unusable()
 
         if type(item) is not bytes:
             item = _snapshot(item)
 
         if item:
-            if self._buffer.paused or self._send_waiters:
+            if self._buffer.paused or self._waiters.turns:
                 raise WouldBlock
 
             self._enqueue(item)
@@ -441,8 +393,8 @@ class BufferedByteSendStream(ByteSendStream):
         :raises RuntimeError: if the stream has not been entered with
             ``async with``
         """
-        if self._state is not _OPEN:
-            self._raise_unusable()
+        if self._lifecycle.state is not OPEN:
+            self._lifecycle.raise_unusable()
 
         if type(item) is not bytes:
             item = _snapshot(item)
@@ -450,10 +402,10 @@ class BufferedByteSendStream(ByteSendStream):
         if not item:
             return
 
-        if self._buffer.paused or self._send_waiters:
+        if self._buffer.paused or self._waiters.turns:
             await self._wait_for_turn()
             self._enqueue(item)
-            self._wake_next_sender()
+            self._waiters.wake_next_sender(self._buffer.paused)
         else:
             self._enqueue(item)
 
@@ -462,37 +414,26 @@ class BufferedByteSendStream(ByteSendStream):
 
     async def _wait_for_turn(self) -> None:
         """Wait, in first-come order, until this sender may enqueue."""
-        waiters = self._send_waiters
-        turn = Event()
-        waiters.append(turn)
-        self._tasks_waiting += 1
+        waiters = self._waiters
+        turn = waiters.queue_for_turn()
+        waiters.tasks_waiting += 1
         try:
             while True:
                 await wait(turn)
-                if self._state is not _OPEN:
-                    self._raise_woken()
-
+                self._lifecycle.check_woken()
                 if not self._buffer.paused:
                     break
 
                 # A write() paused the stream again before this task ran: keep the
                 # place at the head of the line and wait for the next resume.
-                turn = Event()
-                waiters[0] = turn
+                turn = waiters.requeue_at_head()
         except BaseException:
-            if turn in waiters:
-                waiters.remove(turn)
-                self._wake_next_sender()
-
+            waiters.leave_line(turn, self._buffer.paused)
             raise
         finally:
-            self._tasks_waiting -= 1
+            waiters.tasks_waiting -= 1
 
-        waiters.popleft()
-
-    def _wake_next_sender(self) -> None:
-        if self._send_waiters and not self._buffer.paused:
-            self._send_waiters[0].set()
+        waiters.turns.popleft()
 
     # -- waiting -----------------------------------------------------------------
 
@@ -512,28 +453,22 @@ class BufferedByteSendStream(ByteSendStream):
         :raises RuntimeError: if the stream has not been entered with
             ``async with``
         """
-        if self._buffer.paused or self._state is not _OPEN:
+        if self._buffer.paused or self._lifecycle.state is not OPEN:
             await self._wait_for_resume()
 
     async def _wait_for_resume(self) -> None:
-        if self._state is not _OPEN and self._state is not _EOF:
-            self._raise_unusable()
-
+        self._lifecycle.check_waitable()
         if not self._buffer.paused:
             return
 
-        if self._resumed is None:
-            self._resumed = Event()
-
-        resumed = self._resumed
-        self._tasks_waiting += 1
+        waiters = self._waiters
+        waiters.tasks_waiting += 1
         try:
-            await wait(resumed)
+            await wait(waiters.resumed())
         finally:
-            self._tasks_waiting -= 1
+            waiters.tasks_waiting -= 1
 
-        if self._state is not _OPEN and self._state is not _EOF:
-            self._raise_woken()
+        self._lifecycle.check_woken()
 
     async def flush(self) -> None:
         """Wait until every byte enqueued before this call has been accepted by the
@@ -552,37 +487,33 @@ class BufferedByteSendStream(ByteSendStream):
         :raises RuntimeError: if the stream has not been entered with
             ``async with``
         """
-        if self._state is not _OPEN and self._state is not _EOF:
-            self._raise_unusable()
-
+        self._lifecycle.check_waitable()
         target = self._buffer.bytes_written
         await checkpoint()
         await self._wait_sent(target)
 
     async def _wait_sent(self, target: int) -> None:
         """Wait until ``bytes_sent`` reaches ``target``."""
-        if self._state is _BROKEN or self._state is _CLOSED:
-            self._raise_unusable()
+        lifecycle = self._lifecycle
+        if lifecycle.state is BROKEN or lifecycle.state is CLOSED:
+            lifecycle.raise_unusable()
 
         if self._buffer.bytes_sent >= target:
             return
 
-        waiter = (target, Event())
-        # Not in call order: flush() takes its target before a checkpoint, aclose()
-        # right away, and trio may run two flush() calls in either order.
-        insort(self._sent_waiters, waiter, key=itemgetter(0))
-        self._tasks_waiting += 1
+        waiters = self._waiters
+        sent = waiters.wait_sent(target)
+        waiters.tasks_waiting += 1
         try:
-            await wait(waiter[1])
+            await wait(sent)
         finally:
-            self._tasks_waiting -= 1
-            if not waiter[1].is_set():
-                self._sent_waiters.remove(waiter)
+            waiters.tasks_waiting -= 1
+            waiters.stop_waiting_sent(sent)
 
         if self._buffer.bytes_sent >= target:
             return  # even if the stream broke or closed since: these bytes are out
 
-        self._raise_woken()
+        lifecycle.raise_woken()
 
     async def send_eof(self) -> None:
         """Flush everything, then half-close the wrapped stream (its
@@ -599,8 +530,8 @@ class BufferedByteSendStream(ByteSendStream):
         :raises RuntimeError: if the stream has not been entered with
             ``async with``
         """
-        if self._state is not _OPEN:
-            self._raise_unusable()
+        if self._lifecycle.state is not OPEN:
+            self._lifecycle.raise_unusable()
 
         half_close: Callable[[], Any] | None = getattr(
             self.send_stream, "send_eof", None
@@ -616,38 +547,26 @@ class BufferedByteSendStream(ByteSendStream):
         while buffer.bytes_sent < buffer.bytes_written:
             await self._wait_sent(buffer.bytes_written)
 
-        if self._state is not _OPEN:
-            self._raise_unusable()
-
-        self._state = _EOF
+        lifecycle = self._lifecycle
+        lifecycle.begin_eof()
         try:
             await half_close()
         except NotImplementedError:
-            if self._state is _EOF:
-                self._state = _OPEN
-
+            lifecycle.eof_refused()
             raise
         except Exception as exc:
             # Trio's socket streams raise a raw OSError here after a peer reset.
-            if self._state is not _EOF:
+            if not lifecycle.eof_failed(exc):
                 raise
 
-            self._fail(exc)
-            self._raise_broken()
+            lifecycle.raise_broken()
 
     # -- the flush task ----------------------------------------------------------
 
     async def _flush_task(self) -> None:
-        # A piece, or a batch of pieces when writing to the socket directly; the
-        # transmit function returns whether what it sent ended a pause.
-        piece: Any
-        take: Callable[[], Any]
-        transmit: Callable[[Any], Awaitable[bool]]
-        if self._write_socket is None:
-            take, transmit = self._buffer.take, self._send_piece
-        else:
-            take, transmit = self._buffer.take_batch, self._send_batch
-
+        take = self._transmit.take
+        transmit = self._transmit.transmit
+        lifecycle = self._lifecycle
         polls = 0
         with self._flush_scope:
             try:
@@ -667,125 +586,18 @@ class BufferedByteSendStream(ByteSendStream):
 
                     started = perf_counter()
                     resumed = await transmit(piece)
-                    if self._state is _CLOSED:
+                    if lifecycle.state is CLOSED:
                         return  # closed forcefully while the piece was in flight
 
                     quick = perf_counter() - started < _BUSY_LOOP
                     polls = _POLLS_BEFORE_PARKING if resumed or quick else 0
             except Exception as exc:  # noqa: BLE001 - kept and re-raised to every caller
-                self._fail(exc)
-
-    async def _send_piece(self, piece: Chunk) -> bool:
-        await self.send_stream.send(piece)  # type: ignore[arg-type]
-        return self._state is not _CLOSED and self._record_sent(len(piece))
-
-    async def _send_batch(self, batch: list[Chunk]) -> bool:
-        """Hand ``batch`` to the wrapped stream in order, writing as much as the
-        socket takes at once to the socket itself (see ``_vectored.py``) and the
-        rest, piece by piece, through the stream's ``send()``. Bytes count as sent
-        as soon as the socket has them."""
-        write_socket = self._write_socket
-        assert write_socket is not None
-        resumed = False
-        first = 0
-        waited = False
-        while first < len(batch):
-            written = write_socket(batch[first:] if first else batch)
-            if written:
-                resumed |= self._record_sent(written)
-                first = skip_written(batch, first, written)
-
-            if first < len(batch):
-                # The socket is full (or the stream is closing): let the stream's
-                # send() wait for room, or raise.
-                resumed |= await self._send_piece(batch[first])
-                if self._state is _CLOSED:
-                    return resumed
-
-                first += 1
-                waited = True
-
-        if not waited:
-            await checkpoint()
-
-        return resumed
-
-    def _record_sent(self, size: int) -> bool:
-        """Count ``size`` more bytes as accepted by the wrapped stream, wake whoever
-        was waiting for them, and return whether that ended a pause."""
-        buffer = self._buffer
-        resumed = buffer.mark_sent(size)
-        if resumed:
-            self._on_resume()
-
-        waiters = self._sent_waiters
-        while waiters and waiters[0][0] <= buffer.bytes_sent:
-            waiters.popleft()[1].set()
-
-        return resumed
+                lifecycle.fail(exc)
 
     def _wake_flush_task(self) -> None:
         assert self._wakeup is not None
         self._flush_idle = False
         self._wakeup.set()
-
-    def _on_resume(self) -> None:
-        if self._resumed is not None:
-            self._resumed.set()
-            self._resumed = None
-
-        self._wake_next_sender()
-
-    def _fail(self, exc: Exception) -> None:
-        if self._state is _CLOSED:
-            return  # we closed the wrapped stream under the flush task ourselves
-
-        self._error = exc
-        self._state = _BROKEN
-        self._buffer.drop()
-        self._wake_all()
-
-    def _wake_all(self) -> None:
-        if self._resumed is not None:
-            self._resumed.set()
-            self._resumed = None
-
-        while self._sent_waiters:
-            self._sent_waiters.popleft()[1].set()
-
-        for turn in self._send_waiters:
-            turn.set()
-
-    def _raise_broken(self) -> NoReturn:
-        self._error_reported = True
-        raise BrokenResourceError(
-            f"the wrapped stream failed: {self._error!r}"
-        ) from self._error
-
-    def _raise_woken(self) -> NoReturn:
-        """Raise for a task woken because the stream broke or closed meanwhile.
-
-        A failure during the wait is reported even if another task has closed the
-        stream since (it can only have happened during the wait: no wait starts on
-        a broken or closed stream).
-        """
-        if self._error is not None:
-            self._raise_broken()
-
-        self._raise_unusable()
-
-    def _raise_unusable(self) -> NoReturn:
-        state = self._state
-        if state is _BROKEN:
-            self._raise_broken()
-
-        if state is _NEW:
-            raise RuntimeError(
-                "this BufferedByteSendStream has not been started: "
-                "use it inside 'async with BufferedByteSendStream(...) as stream:'"
-            )
-
-        raise ClosedResourceError
 
     # -- introspection -----------------------------------------------------------
 
@@ -824,8 +636,7 @@ class BufferedByteSendStream(ByteSendStream):
         :raises ValueError: unless ``high_water >= 0`` and
             ``0 <= low_water <= high_water``
         """
-        if self._buffer.set_water_marks(high_water, low_water):
-            self._on_resume()
+        self._lifecycle.set_water_marks(high_water, low_water)
 
     def statistics(self) -> BufferStatistics:
         """Return a snapshot of the buffer's counters and state."""
@@ -838,7 +649,7 @@ class BufferedByteSendStream(ByteSendStream):
             bytes_written=buffer.bytes_written,
             bytes_sent=buffer.bytes_sent,
             send_calls=buffer.send_calls,
-            tasks_waiting=self._tasks_waiting,
+            tasks_waiting=self._waiters.tasks_waiting,
         )
 
     @property

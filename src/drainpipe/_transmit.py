@@ -1,0 +1,264 @@
+"""How the flush task hands pieces to the wrapped stream, chosen once per stream.
+
+* :class:`SendPerPiece`: one ``send()`` of the wrapped stream per piece; works on
+  every stream.
+* :class:`VectoredWrites`: batches of queued pieces written with one
+  :func:`os.writev` straight to the socket under one of AnyIO's own socket
+  streams, falling back to the stream's ``send()`` whenever the socket is full.
+  AnyIO's streams have no vectored send, and on loopback TCP a system call costs
+  about as much as the kernel copying 64 KiB, so writing several queued pieces per
+  call is what makes large messages as fast as direct sends (see the performance
+  page).
+
+The vectored path depends on private attributes of AnyIO's stream classes. It is
+chosen only when every probe in :func:`socket_writer` succeeds; anything missing
+or unexpected means :class:`SendPerPiece`. Each assumption has a named test in
+``tests/test_anyio_contract.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import TYPE_CHECKING, Any
+
+from anyio import BrokenResourceError, ResourceGuard, TypedAttributeProvider
+from anyio.abc import SocketAttribute
+from anyio.lowlevel import checkpoint
+
+from ._core import skip_written
+from ._lifecycle import CLOSED
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from anyio.abc import AnyByteSendStream
+
+    from ._core import Chunk, SendBuffer
+    from ._lifecycle import Lifecycle
+
+#: AnyIO stream classes (module, name) that keep no bytes of their own between
+#: ``send()`` calls: their ``send()`` returns once the kernel has every byte.
+UNBUFFERED = frozenset(
+    {
+        ("anyio._backends._trio", "SocketStream"),
+        ("anyio._backends._trio", "UNIXSocketStream"),
+        ("anyio._backends._asyncio", "UNIXSocketStream"),
+    }
+)
+
+#: AnyIO's asyncio TCP stream: its ``send()`` may leave bytes in its transport's
+#: buffer (asyncio's or uvloop's), which a direct write must never overtake.
+TRANSPORT = ("anyio._backends._asyncio", "SocketStream")
+
+
+def _transport_of(stream: object, raw_socket: Any) -> Any:
+    """The asyncio transport under AnyIO's asyncio TCP stream, or ``None`` unless
+    it has every method the writer uses and sits on ``raw_socket``."""
+    transport = getattr(stream, "_transport", None)
+    methods = ("is_closing", "get_write_buffer_size", "write", "get_extra_info")
+    if not all(callable(getattr(transport, name, None)) for name in methods):
+        return None
+
+    assert transport is not None
+    try:
+        same_socket = transport.get_extra_info("socket").fileno() == raw_socket.fileno()
+    except Exception:  # noqa: BLE001 - anything unexpected: no fast path
+        return None
+
+    return transport if same_socket else None
+
+
+def _holds_no_transport(stream: object) -> bool:
+    """Whether ``stream`` has no attribute that looks like a buffer of its own."""
+    try:
+        names = vars(stream)
+    except TypeError:  # a slotted class: cannot tell
+        return False
+
+    return not any("transport" in name or "protocol" in name for name in names)
+
+
+def socket_writer(
+    stream: TypedAttributeProvider,
+) -> Callable[[Sequence[Chunk]], int] | None:
+    """Return a function writing pieces to the socket under ``stream`` without
+    waiting, or ``None`` unless every probe succeeds: ``stream`` is exactly one of
+    AnyIO's own socket stream classes (a subclass may do its own thing in
+    ``send()``) on a platform with :func:`os.writev`, with AnyIO's send guard, a
+    stream socket, and either no buffer of its own or an asyncio transport on that
+    very socket.
+
+    The function returns how many bytes the kernel accepted, from the first piece
+    on. It returns 0, writing nothing, if the socket would block, if the stream is
+    closed or closing, if the stream's transport still holds bytes of an earlier
+    ``send()``, or if the transport refuses writes (during ``loop.sendfile()``, or
+    after ``write_eof()``): the caller then hands the next piece to the stream's
+    own ``send()``, which waits or raises as it would anyway. Only one task may use
+    it.
+
+    :raises ~anyio.BusyResourceError: if another task is in the stream's ``send()``
+        (as that ``send()`` would raise for a second one)
+    :raises ~anyio.BrokenResourceError: from the :exc:`OSError` of a failed write
+    """
+    if not hasattr(os, "writev"):  # pragma: no cover - Windows
+        return None
+
+    kind = (type(stream).__module__, type(stream).__qualname__)
+    if kind not in UNBUFFERED and kind != TRANSPORT:
+        return None
+
+    # AnyIO's own guard: a task of the user's in the stream's send() (a misuse)
+    # makes the writer raise BusyResourceError, as a second send() would, instead
+    # of writing into the middle of that task's bytes.
+    send_guard = getattr(stream, "_send_guard", None)
+    if not isinstance(send_guard, ResourceGuard):
+        return None
+
+    try:
+        raw_socket = stream.extra(SocketAttribute.raw_socket)
+    except Exception:  # noqa: BLE001 - anything unexpected: no fast path
+        return None
+
+    # On asyncio this is the transport's socket wrapper, not a socket.socket.
+    if getattr(raw_socket, "type", None) != socket.SOCK_STREAM or not callable(
+        getattr(raw_socket, "fileno", None)
+    ):
+        return None
+
+    busy: Callable[[], bool]
+    if kind in UNBUFFERED:
+        if not _holds_no_transport(stream):
+            return None
+
+        def busy() -> bool:
+            return False
+
+    else:
+        transport = _transport_of(stream, raw_socket)
+        if transport is None:
+            return None
+
+        def busy() -> bool:
+            # is_closing() covers the moment between abort() and the socket's close.
+            if transport.is_closing() or transport.get_write_buffer_size():
+                return True
+
+            try:
+                # Runs every check of the transport's own write() and writes
+                # nothing: refused during loop.sendfile() and after write_eof(),
+                # where the stream's send() raises the same error.
+                transport.write(b"")
+            except RuntimeError:
+                return True
+
+            return False
+
+    writev = os.writev
+
+    def write(pieces: Sequence[Chunk]) -> int:
+        with send_guard:
+            if busy():
+                return 0
+
+            descriptor = raw_socket.fileno()  # -1 once closed, never a reused number
+            if descriptor < 0:
+                return 0
+
+            try:
+                return writev(descriptor, pieces)
+            except BlockingIOError:
+                return 0
+            except OSError as exc:
+                raise BrokenResourceError from exc
+
+    return write
+
+
+class SendPerPiece:
+    """One ``send()`` of the wrapped stream per piece.
+
+    :meth:`take` returns the next piece (``None`` if nothing is queued);
+    :meth:`transmit` sends it and returns whether that ended a pause.
+    """
+
+    __slots__ = ("_lifecycle", "_send", "take")
+
+    def __init__(
+        self, send_stream: AnyByteSendStream, buffer: SendBuffer, lifecycle: Lifecycle
+    ) -> None:
+        self.take: Callable[[], Any] = buffer.take
+        self._send: Callable[[Any], Any] = send_stream.send
+        self._lifecycle = lifecycle
+
+    async def transmit(self, piece: Chunk) -> bool:
+        await self._send(piece)
+        return self._lifecycle.record_sent(len(piece))
+
+
+class VectoredWrites:
+    """Batches of pieces written to the socket with one :func:`os.writev`; what the
+    socket does not take goes through the stream's ``send()`` piece by piece.
+    Bytes count as sent as soon as the socket has them.
+
+    :meth:`take` returns the next batch (empty if nothing is queued);
+    :meth:`transmit` hands it over and returns whether that ended a pause.
+    """
+
+    __slots__ = ("_lifecycle", "_per_piece", "_write_socket", "take")
+
+    def __init__(
+        self,
+        write_socket: Callable[[Sequence[Chunk]], int],
+        per_piece: SendPerPiece,
+        buffer: SendBuffer,
+        lifecycle: Lifecycle,
+    ) -> None:
+        self.take: Callable[[], Any] = buffer.take_batch
+        self._write_socket = write_socket
+        self._per_piece = per_piece
+        self._lifecycle = lifecycle
+
+    async def transmit(self, batch: list[Chunk]) -> bool:
+        write_socket = self._write_socket
+        record_sent = self._lifecycle.record_sent
+        resumed = False
+        first = 0
+        waited = False
+        while first < len(batch):
+            written = write_socket(batch[first:] if first else batch)
+            if written:
+                resumed |= record_sent(written)
+                first = skip_written(batch, first, written)
+
+            if first < len(batch):
+                # The socket is full (or the stream is closing): let the stream's
+                # send() wait for room, or raise.
+                resumed |= await self._per_piece.transmit(batch[first])
+                if self._lifecycle.state is CLOSED:
+                    return resumed  # closed forcefully: write nothing more
+
+                first += 1
+                waited = True
+
+        if not waited:
+            await checkpoint()
+
+        return resumed
+
+
+def choose_transmit(
+    send_stream: AnyByteSendStream,
+    buffer: SendBuffer,
+    lifecycle: Lifecycle,
+    *,
+    vectored: bool,
+) -> SendPerPiece | VectoredWrites:
+    """Vectored writes if ``vectored`` and :func:`socket_writer` accepts the
+    stream, else one ``send()`` per piece."""
+    per_piece = SendPerPiece(send_stream, buffer, lifecycle)
+    write_socket = socket_writer(send_stream) if vectored else None
+    if write_socket is None:
+        return per_piece
+
+    return VectoredWrites(write_socket, per_piece, buffer, lifecycle)
