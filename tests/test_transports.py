@@ -12,7 +12,7 @@ import ssl
 import struct
 import sys
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
@@ -29,7 +29,7 @@ from anyio.lowlevel import checkpoint
 from anyio.streams.tls import TLSAttribute, TLSStream
 
 from drainpipe import BufferedByteSendStream
-from drainpipe._transmit import socket_writer
+from drainpipe._transmit import choose_transmit, socket_writer
 from drainpipe.testing import settle
 from tests.backends import BACKENDS
 
@@ -40,6 +40,27 @@ if TYPE_CHECKING:
     from typing_extensions import Buffer
 
 pytestmark = pytest.mark.anyio
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Every test of a whole stream runs with the vectored fast path on and off;
+    # those marked fast_path are about the fast path itself.
+    if metafunc.definition.get_closest_marker("fast_path") is None:
+        metafunc.parametrize("transmit", ["vectored", "per-piece"], indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def transmit(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``per-piece``: streams are made as with ``vectored=False``."""
+    mode: str = getattr(request, "param", "vectored")
+    if mode == "per-piece":
+
+        def per_piece(*args: Any, vectored: bool) -> Any:
+            return choose_transmit(*args, vectored=False)
+
+        monkeypatch.setattr("drainpipe._stream.choose_transmit", per_piece)
+    return mode
+
 
 SMALL_BUFFER = 16 * 1024
 
@@ -427,6 +448,7 @@ def writev_calls(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
     return calls
 
 
+@pytest.mark.fast_path
 async def test_queued_large_pieces_reach_the_socket_in_batches(
     writev_calls: list[list[int]],
 ) -> None:
@@ -447,6 +469,7 @@ async def test_queued_large_pieces_reach_the_socket_in_batches(
     assert received.hexdigest() == hashlib.sha256(b"".join(blocks)).hexdigest()
 
 
+@pytest.mark.fast_path
 async def test_a_full_socket_keeps_every_byte_in_order(
     writev_calls: list[list[int]],
 ) -> None:
@@ -479,6 +502,7 @@ async def test_a_full_socket_keeps_every_byte_in_order(
     assert any(0 < written < sum(sizes) for *sizes, written in writev_calls)
 
 
+@pytest.mark.fast_path
 async def test_closing_the_wrapped_stream_underneath_breaks_the_stream(
     writev_calls: list[list[int]],
 ) -> None:
@@ -492,6 +516,7 @@ async def test_closing_the_wrapped_stream_underneath_breaks_the_stream(
     assert writev_calls == []  # nothing written to a closed (or reused) descriptor
 
 
+@pytest.mark.fast_path
 async def test_a_subclass_of_an_anyio_socket_stream_keeps_its_own_send(
     writev_calls: list[list[int]],
 ) -> None:
@@ -527,6 +552,7 @@ def make_room(client: SocketStream, peer: socket.socket) -> None:
     assert select.select([], [raw_socket], [], 5)[1]
 
 
+@pytest.mark.fast_path
 @pytest.mark.parametrize(
     "anyio_backend", [param for param in BACKENDS if param.id != "trio"]
 )
@@ -545,6 +571,7 @@ async def test_a_direct_write_never_overtakes_bytes_the_transport_holds() -> Non
         assert write([b"overtaking"]) == 0
 
 
+@pytest.mark.fast_path
 async def test_bytes_the_socket_took_count_as_sent_while_the_rest_waits(
     writev_calls: list[list[int]],
 ) -> None:
@@ -581,6 +608,7 @@ async def send_in_progress(client: SocketStream) -> AsyncIterator[None]:
         tg.cancel_scope.cancel()
 
 
+@pytest.mark.fast_path
 async def test_a_send_in_progress_on_the_wrapped_stream_is_detected() -> None:
     # Using the wrapped stream directly is a misuse; AnyIO detects two concurrent
     # send() calls, and a direct write to the socket must not hide that.
@@ -593,6 +621,7 @@ async def test_a_send_in_progress_on_the_wrapped_stream_is_detected() -> None:
     assert isinstance(caught.value.__cause__, anyio.BusyResourceError)
 
 
+@pytest.mark.fast_path
 async def test_the_socket_writer_refuses_while_a_send_is_in_progress() -> None:
     async with silent_peer() as (client, peer), send_in_progress(client):
         write = socket_writer(client)

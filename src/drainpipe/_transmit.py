@@ -52,21 +52,16 @@ UNBUFFERED = frozenset(
 TRANSPORT = ("anyio._backends._asyncio", "SocketStream")
 
 
-def _transport_of(stream: object, raw_socket: Any) -> Any:
-    """The asyncio transport under AnyIO's asyncio TCP stream, or ``None`` unless
-    it has every method the writer uses and sits on ``raw_socket``."""
+def _transport_of(stream: object) -> Any:
+    """The asyncio transport under AnyIO's asyncio TCP stream (whose raw socket is
+    the transport's own), or ``None`` unless it has every method the writer
+    uses."""
     transport = getattr(stream, "_transport", None)
-    methods = ("is_closing", "get_write_buffer_size", "write", "get_extra_info")
-    if not all(callable(getattr(transport, name, None)) for name in methods):
-        return None
+    methods = ("is_closing", "get_write_buffer_size", "write")
+    if all(callable(getattr(transport, name, None)) for name in methods):
+        return transport
 
-    assert transport is not None
-    try:
-        same_socket = transport.get_extra_info("socket").fileno() == raw_socket.fileno()
-    except Exception:  # noqa: BLE001 - anything unexpected: no fast path
-        return None
-
-    return transport if same_socket else None
+    return None
 
 
 def _holds_no_transport(stream: object) -> bool:
@@ -86,8 +81,7 @@ def socket_writer(
     waiting, or ``None`` unless every probe succeeds: ``stream`` is exactly one of
     AnyIO's own socket stream classes (a subclass may do its own thing in
     ``send()``) on a platform with :func:`os.writev`, with AnyIO's send guard, a
-    stream socket, and either no buffer of its own or an asyncio transport on that
-    very socket.
+    stream socket, and either no buffer of its own or an asyncio transport.
 
     The function returns how many bytes the kernel accepted, from the first piece
     on. It returns 0, writing nothing, if the socket would block, if the stream is
@@ -135,7 +129,7 @@ def socket_writer(
             return False
 
     else:
-        transport = _transport_of(stream, raw_socket)
+        transport = _transport_of(stream)
         if transport is None:
             return None
 
