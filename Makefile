@@ -12,7 +12,7 @@ PYTEST_TIMEOUT ?= 60
 help:
 	@echo "make demo       run the demo (python -m drainpipe)"
 	@echo "make test       lint, type-check and test on asyncio, uvloop and trio"
-	@echo "make test-all   the test suite on the oldest and newest Python found"
+	@echo "make test-all   the suite on the oldest and newest Python, and the lowest AnyIO"
 	@echo "make test-slow  the heavy load and soak tests"
 	@echo "make bench      the side-by-side benchmark suite"
 	@echo "make docs       build the documentation (warnings are errors)"
@@ -26,8 +26,9 @@ $(VENV)/.demo: $(BIN)/python pyproject.toml
 	$(PIP) install -e ".[trio]"
 	@touch $@
 
+# PIN_ANYIO: an extra requirement such as anyio==4.16.0 (see test-all).
 $(VENV)/.dev: $(BIN)/python pyproject.toml
-	$(PIP) install -e ".[trio]" --group test --group lint --group examples
+	$(PIP) install -e ".[trio]" --group test --group lint --group examples $(PIN_ANYIO)
 	@touch $@
 
 $(VENV)/.docs: $(VENV)/.dev
@@ -56,11 +57,16 @@ pytest: $(VENV)/.dev
 
 test: lint typecheck pytest
 
-# The suite on the oldest and newest Pythons present, each in its own venv. An
-# interpreter is looked for on PATH, then in pyenv's and the system's folders;
-# one that is not installed is skipped with a message.
+# The suite on the oldest and newest Pythons present, each in its own venv, then
+# on the lowest AnyIO that pyproject.toml allows. An interpreter is looked for on
+# PATH, then in pyenv's and the system's folders; one that is not installed is
+# skipped with a message.
 TEST_ALL_VERSIONS ?= 3.10 3.13
+ANYIO_LOWEST := $(shell sed -n 's/^dependencies = \["anyio>=\([0-9.]*\),.*/\1/p' pyproject.toml)
 test-all:
+	@echo "== AnyIO $(ANYIO_LOWEST), the lowest supported"
+	$(MAKE) --no-print-directory VENV=.venv-anyio-$(ANYIO_LOWEST) \
+	  PIN_ANYIO="anyio==$(ANYIO_LOWEST)" pytest
 	@for v in $(TEST_ALL_VERSIONS); do \
 	  py=""; \
 	  for c in python$$v $$HOME/.pyenv/versions/$$v*/bin/python$$v \

@@ -33,7 +33,7 @@ from drainpipe._transmit import (
     socket_writer,
 )
 from tests.backends import BACKENDS
-from tests.test_transports import make_room, silent_peer
+from tests.test_transports import make_room, send_in_progress, silent_peer
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -77,21 +77,6 @@ async def silent(transport: str) -> AsyncIterator[tuple[SocketStream, socket.soc
 TRANSPORTS = ["tcp", "unix"]
 
 
-@asynccontextmanager
-async def send_in_progress(stream: SocketStream) -> AsyncIterator[None]:
-    """Keep another task in ``stream.send()`` (its peer must not read) meanwhile."""
-
-    async def occupy() -> None:
-        with contextlib.suppress(anyio.ClosedResourceError):
-            await stream.send(b"U" * 4_000_000)
-
-    async with create_task_group() as tg:
-        tg.start_soon(occupy)
-        await anyio.wait_all_tasks_blocked()
-        yield
-        tg.cancel_scope.cancel()
-
-
 # -- the assumptions -----------------------------------------------------------------
 
 
@@ -110,7 +95,7 @@ async def test_anyio_send_guard_is_the_resource_guard_send_holds(
     async with silent(transport) as (client, _):
         guard = client._send_guard  # type: ignore[attr-defined]
         assert isinstance(guard, ResourceGuard)
-        async with send_in_progress(client):
+        async with send_in_progress(client, 4_000_000):
             with pytest.raises(BusyResourceError), guard:
                 pass  # pragma: no cover - entering the guard raises
 

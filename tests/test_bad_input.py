@@ -235,6 +235,12 @@ async def test_bad_water_marks_are_refused_by_the_constructor(
         BufferedByteSendStream(ScriptedSendStream(), high_water=high, low_water=low)
 
 
+@pytest.mark.parametrize("vectored", [1, None, "no"])
+async def test_vectored_must_be_a_bool(vectored: Any) -> None:
+    with pytest.raises(TypeError, match="vectored must be a bool"):
+        BufferedByteSendStream(ScriptedSendStream(), vectored=vectored)
+
+
 @pytest.mark.parametrize(("high", "low", "exception", "match"), BAD_WATER_MARKS)
 async def test_bad_water_marks_are_refused_at_run_time_and_change_nothing(
     high: Any, low: Any, exception: type[Exception], match: str

@@ -57,6 +57,15 @@ def in_state(state: State) -> Lifecycle:
     return lifecycle
 
 
+WHILE_OPEN_OR_HALF_CLOSED: dict[State, type[BaseException] | None] = {
+    State.NEW: RuntimeError,
+    State.OPEN: None,
+    State.EOF: None,
+    State.CLOSING: ClosedResourceError,
+    State.CLOSED: ClosedResourceError,
+    State.BROKEN: BrokenResourceError,
+}
+
 #: What each check raises in each state (None: allowed).
 ALLOWED: dict[str, dict[State, type[BaseException] | None]] = {
     "check_writable": {
@@ -67,22 +76,8 @@ ALLOWED: dict[str, dict[State, type[BaseException] | None]] = {
         State.CLOSED: ClosedResourceError,
         State.BROKEN: BrokenResourceError,
     },
-    "check_waitable": {
-        State.NEW: RuntimeError,
-        State.OPEN: None,
-        State.EOF: None,
-        State.CLOSING: ClosedResourceError,
-        State.CLOSED: ClosedResourceError,
-        State.BROKEN: BrokenResourceError,
-    },
-    "check_woken": {
-        State.NEW: RuntimeError,
-        State.OPEN: None,
-        State.EOF: None,
-        State.CLOSING: ClosedResourceError,
-        State.CLOSED: ClosedResourceError,
-        State.BROKEN: BrokenResourceError,
-    },
+    "check_waitable": WHILE_OPEN_OR_HALF_CLOSED,
+    "check_woken": WHILE_OPEN_OR_HALF_CLOSED,
 }
 
 

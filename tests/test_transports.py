@@ -594,12 +594,15 @@ async def test_bytes_the_socket_took_count_as_sent_while_the_rest_waits(
 
 
 @asynccontextmanager
-async def send_in_progress(client: SocketStream) -> AsyncIterator[None]:
-    """Keep another task in ``client.send()`` (its peer must not read) meanwhile."""
+async def send_in_progress(
+    client: SocketStream, size: int = 300_000
+) -> AsyncIterator[None]:
+    """Keep another task in ``client.send()`` of ``size`` bytes (its peer must not
+    read) meanwhile."""
 
     async def occupy() -> None:
         with contextlib.suppress(anyio.ClosedResourceError):
-            await client.send(b"U" * 300_000)
+            await client.send(b"U" * size)
 
     async with create_task_group() as tg:
         tg.start_soon(occupy)

@@ -125,7 +125,10 @@ class BufferedByteSendStream(ByteSendStream):
     :func:`os.writev` on the stream's socket, since AnyIO streams have no vectored
     send, and goes through the stream's ``send()`` whenever the socket is full or
     the stream is closing; it never writes past bytes the stream itself still
-    holds. On any other stream it calls ``send()`` once per piece.
+    holds, nor where the stream's ``send()`` would refuse. This fast path relies on
+    AnyIO's private attributes and is taken only when every probe of them succeeds.
+    On any other stream, or with ``vectored=False``, it calls ``send()`` once per
+    piece.
 
     Leaving the block normally is :meth:`aclose` (flush everything, then close the
     wrapped stream). Leaving it by an exception (cancellation included) drops the
@@ -152,7 +155,10 @@ class BufferedByteSendStream(ByteSendStream):
         :class:`~anyio.abc.ByteSendStream` or ``ObjectSendStream[bytes]``
     :param high_water: the high watermark in bytes (default 64 KiB)
     :param low_water: the low watermark in bytes (default ``high_water // 4``)
-    :raises TypeError: if a watermark is not an :class:`int`
+    :param vectored: ``False`` switches the vectored fast path to AnyIO's socket
+        streams off: every piece then goes through the wrapped stream's ``send()``
+    :raises TypeError: if a watermark is not an :class:`int`, or ``vectored`` not
+        a :class:`bool`
     :raises ValueError: unless ``high_water >= 0`` and
         ``0 <= low_water <= high_water``
 
