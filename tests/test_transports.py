@@ -365,7 +365,7 @@ async def test_peer_reset_wakes_every_waiter_at_once() -> None:
 async def test_peer_reset_under_the_last_piece_is_not_lost(method: str) -> None:
     # One piece, larger than both kernel buffers: the wrapped stream's send() is
     # still waiting for room when the peer resets, and nothing else is queued
-    # after it. AnyIO 4.4-4.15's asyncio SocketStream.send() returned normally
+    # after it. AnyIO 4.0-4.15's asyncio SocketStream.send() returned normally
     # here, so flush() and aclose() reported success for dropped bytes; drainpipe
     # requires AnyIO 4.16 for this.
     outcome: list[BaseException | None] = []
