@@ -16,6 +16,7 @@ from anyio import (
     WouldBlock,
     aclose_forcefully,
     create_task_group,
+    current_time,
 )
 from anyio.abc import ByteSendStream, SocketStream
 from anyio.lowlevel import checkpoint
@@ -71,6 +72,23 @@ def _snapshot(data: Buffer) -> bytes:
 
     with view:
         return view.tobytes()
+
+
+def check_send_timeout(send_timeout: object) -> float | None:
+    """Validate a ``send_timeout`` (seconds above 0, or ``None``)."""
+    if send_timeout is None:
+        return None
+
+    if not isinstance(send_timeout, (int, float)) or isinstance(send_timeout, bool):
+        raise TypeError(
+            f"send_timeout must be a number of seconds or None, "
+            f"not {type(send_timeout).__name__}"
+        )
+
+    if not send_timeout > 0:  # NaN included
+        raise ValueError(f"send_timeout must be > 0 seconds, got {send_timeout!r}")
+
+    return float(send_timeout)
 
 
 @dataclass(frozen=True)
@@ -155,12 +173,20 @@ class BufferedByteSendStream(ByteSendStream):
         :class:`~anyio.abc.ByteSendStream` or ``ObjectSendStream[bytes]``
     :param high_water: the high watermark in bytes (default 64 KiB)
     :param low_water: the low watermark in bytes (default ``high_water // 4``)
+    :param send_timeout: seconds the wrapped stream may take to accept a queued
+        piece (at most 256 KiB) before the stream breaks, for a peer that stops
+        reading; ``None`` (the default) waits for ever. On a break, the buffer is
+        dropped, the wrapped stream closed forcefully and every waiter woken, and
+        every later call raises :exc:`~anyio.BrokenResourceError` whose
+        ``__cause__`` is a :exc:`TimeoutError`. A peer that keeps reading at more
+        than 256 KiB per ``send_timeout`` never trips it.
     :param vectored: ``False`` switches the vectored fast path to AnyIO's socket
         streams off: every piece then goes through the wrapped stream's ``send()``
-    :raises TypeError: if a watermark is not an :class:`int`, or ``vectored`` not
-        a :class:`bool`
+    :raises TypeError: if a watermark is not an :class:`int`, ``send_timeout``
+        not a number, or ``vectored`` not a :class:`bool`
     :raises ValueError: unless ``high_water >= 0`` and
-        ``0 <= low_water <= high_water``
+        ``0 <= low_water <= high_water``, or if ``send_timeout`` is not above 0
+        (NaN included)
 
     .. versionadded:: 0.1
     """
@@ -171,10 +197,13 @@ class BufferedByteSendStream(ByteSendStream):
         *,
         high_water: int = DEFAULT_HIGH_WATER,
         low_water: int | None = None,
+        send_timeout: float | None = None,
         vectored: bool = True,
     ) -> None:
         if not isinstance(vectored, bool):
             raise TypeError(f"vectored must be a bool, not {type(vectored).__name__}")
+
+        self._send_timeout = check_send_timeout(send_timeout)
 
         #: the wrapped stream
         self.send_stream = send_stream
@@ -591,7 +620,17 @@ class BufferedByteSendStream(ByteSendStream):
                         continue
 
                     started = perf_counter()
-                    resumed = await transmit(piece)
+                    if self._send_timeout is None:
+                        resumed = await transmit(piece)
+                    else:
+                        timeout = self._send_timeout
+                        with CancelScope(deadline=current_time() + timeout) as limit:
+                            resumed = await transmit(piece)
+
+                        if limit.cancelled_caught:
+                            await self._time_out(timeout)
+                            return
+
                     if lifecycle.state is CLOSED:
                         return  # closed forcefully while the piece was in flight
 
@@ -599,6 +638,17 @@ class BufferedByteSendStream(ByteSendStream):
                     polls = _POLLS_BEFORE_PARKING if resumed or quick else 0
             except Exception as exc:  # noqa: BLE001 - kept and re-raised to every caller
                 lifecycle.fail(exc)
+
+    async def _time_out(self, seconds: float) -> None:
+        """Break the stream: the wrapped stream took more than ``seconds`` to
+        accept a piece."""
+        self._lifecycle.fail(
+            TimeoutError(
+                f"the wrapped stream accepted no piece for {seconds:g} seconds "
+                f"(send_timeout)"
+            )
+        )
+        await aclose_forcefully(self.send_stream)
 
     def _wake_flush_task(self) -> None:
         assert self._wakeup is not None
@@ -629,6 +679,17 @@ class BufferedByteSendStream(ByteSendStream):
         down to :attr:`low_water`: :meth:`drain` waits while it is, and so does
         :meth:`send` (which also waits behind other tasks waiting in :meth:`send`)."""
         return self._buffer.paused
+
+    @property
+    def send_timeout(self) -> float | None:
+        """Seconds the wrapped stream may take to accept a piece before the stream
+        breaks (``None``: no limit). Settable at run time; a new value applies from
+        the next piece."""
+        return self._send_timeout
+
+    @send_timeout.setter
+    def send_timeout(self, send_timeout: float | None) -> None:
+        self._send_timeout = check_send_timeout(send_timeout)
 
     def set_water_marks(self, high_water: int, low_water: int | None = None) -> None:
         """Change the watermarks at run time (``low_water`` defaults to

@@ -48,7 +48,7 @@ from anyio.streams.stapled import MultiListener
 from anyio.streams.tls import TLSAttribute, TLSStream
 
 from ._checkpoints import wait
-from ._stream import BufferedByteSendStream
+from ._stream import BufferedByteSendStream, check_send_timeout
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -686,8 +686,10 @@ class _Connection:
     the caller unchanged instead of inside an exception group.
     """
 
-    def __init__(self, stream: ByteStream, limit: int) -> None:
-        self._send_stream = BufferedByteSendStream(stream)
+    def __init__(
+        self, stream: ByteStream, limit: int, send_timeout: float | None
+    ) -> None:
+        self._send_stream = BufferedByteSendStream(stream, send_timeout=send_timeout)
         self._task_group = create_task_group()
         self.reader = StreamReader(stream, limit=limit)
         self.writer = StreamWriter(self._send_stream, self.reader, self._task_group)
@@ -801,6 +803,7 @@ async def open_connection(
     ssl_handshake_timeout: float | None = None,
     local_addr: tuple[str, int] | None = None,
     happy_eyeballs_delay: float | None = None,
+    send_timeout: float | None = None,
 ) -> AsyncIterator[tuple[StreamReader, StreamWriter]]:
     """Connect over TCP and yield a ``(reader, writer)`` pair for the block.
 
@@ -822,6 +825,12 @@ async def open_connection(
     :param local_addr: ``(host, port)`` to bind the socket to
     :param happy_eyeballs_delay: seconds before trying the next address of a
         host name (default: try one at a time, as asyncio does)
+    :param send_timeout: a drainpipe extension, not in asyncio: seconds the
+        connection may take to accept a queued piece before it is broken, for a
+        peer that stops reading (see
+        :class:`~drainpipe.BufferedByteSendStream`); writes and
+        :meth:`StreamWriter.drain` then raise :exc:`ConnectionResetError`.
+        ``None`` (the default) waits for ever, as asyncio does.
     :raises OSError: if the connection fails, as asyncio raises it (for example
         :exc:`ConnectionRefusedError`), chained to AnyIO's error
     :raises ConnectionAbortedError: if the TLS handshake times out
@@ -831,6 +840,7 @@ async def open_connection(
     .. versionadded:: 0.1
     """
     _check_limit(limit)
+    check_send_timeout(send_timeout)
     _check_sock(host, port, sock)
     context, hostname = _client_tls(ssl, server_hostname, host, ssl_handshake_timeout)
     stream: SocketStream
@@ -860,7 +870,7 @@ async def open_connection(
     if context is not None:
         connection = await _start_tls(stream, context, hostname, ssl_handshake_timeout)
 
-    async with _Connection(connection, limit) as pair:
+    async with _Connection(connection, limit, send_timeout) as pair:
         yield pair
 
 
@@ -873,6 +883,7 @@ async def open_unix_connection(
     sock: socket.socket | None = None,
     server_hostname: str | None = None,
     ssl_handshake_timeout: float | None = None,
+    send_timeout: float | None = None,
 ) -> AsyncIterator[tuple[StreamReader, StreamWriter]]:
     """Connect to a UNIX socket and yield a ``(reader, writer)`` pair for the
     block; :func:`open_connection` for UNIX sockets.
@@ -886,6 +897,7 @@ async def open_unix_connection(
     .. versionadded:: 0.1
     """
     _check_limit(limit)
+    check_send_timeout(send_timeout)
     _check_sock(path, None, sock)
     context, hostname = _client_tls(ssl, server_hostname, None, ssl_handshake_timeout)
     stream: SocketStream
@@ -899,7 +911,7 @@ async def open_unix_connection(
     if context is not None:
         connection = await _start_tls(stream, context, hostname, ssl_handshake_timeout)
 
-    async with _Connection(connection, limit) as pair:
+    async with _Connection(connection, limit, send_timeout) as pair:
         yield pair
 
 
@@ -930,6 +942,7 @@ class Server:
         ssl: SSLContext | None,
         ssl_handshake_timeout: float | None,
         start_serving: bool,
+        send_timeout: float | None = None,
         unix_socket: tuple[str, int] | None = None,
     ) -> None:
         self._client_connected_cb = client_connected_cb
@@ -938,6 +951,7 @@ class Server:
             listener.extra(SocketAttribute.raw_socket) for listener in listeners
         )
         self._limit = limit
+        self._send_timeout = send_timeout
         self._ssl_context = ssl
         self._ssl_handshake_timeout = (
             _SSL_HANDSHAKE_TIMEOUT
@@ -1091,7 +1105,7 @@ class Server:
 
             # The writer stays reachable by close_clients() and abort_clients()
             # until its connection is closed, also while the block's exit flushes.
-            scope = _Connection(connection, self._limit)
+            scope = _Connection(connection, self._limit, self._send_timeout)
             self._writers.add(scope.writer)
             try:
                 async with scope as (reader, writer):
@@ -1184,6 +1198,7 @@ async def start_server(
     reuse_port: bool | None = None,
     ssl_handshake_timeout: float | None = None,
     start_serving: bool = True,
+    send_timeout: float | None = None,
 ) -> AsyncIterator[Server]:
     """Listen on TCP and yield the :class:`Server` for the block; each connection
     runs ``await client_connected_cb(reader, writer)`` in a task of the block.
@@ -1209,12 +1224,16 @@ async def start_server(
         (default 60); a failed handshake closes that connection only
     :param start_serving: whether to accept at once, or only from
         :meth:`Server.start_serving` or :meth:`Server.serve_forever` on
+    :param send_timeout: a drainpipe extension, as for :func:`open_connection`:
+        each connection is broken when it takes longer than this many seconds to
+        accept a queued piece
     :raises OSError: if listening fails
     :raises ValueError: for the argument combinations asyncio rejects
 
     .. versionadded:: 0.1
     """
     _check_limit(limit)
+    check_send_timeout(send_timeout)
     context = _server_tls(ssl, ssl_handshake_timeout)
     if sock is not None:
         _check_sock(host, port, sock)
@@ -1233,6 +1252,7 @@ async def start_server(
         ssl=context,
         ssl_handshake_timeout=ssl_handshake_timeout,
         start_serving=start_serving,
+        send_timeout=send_timeout,
     )
     async with _serving(server):
         yield server
@@ -1250,6 +1270,7 @@ async def start_unix_server(
     ssl_handshake_timeout: float | None = None,
     start_serving: bool = True,
     cleanup_socket: bool = True,
+    send_timeout: float | None = None,
 ) -> AsyncIterator[Server]:
     """Listen on a UNIX socket and yield the :class:`Server` for the block;
     :func:`start_server` for UNIX sockets.
@@ -1262,6 +1283,7 @@ async def start_unix_server(
     .. versionadded:: 0.1
     """
     _check_limit(limit)
+    check_send_timeout(send_timeout)
     context = _server_tls(ssl, ssl_handshake_timeout)
     _check_sock(path, None, sock)
     listener: SocketListener
@@ -1284,6 +1306,7 @@ async def start_unix_server(
         ssl=context,
         ssl_handshake_timeout=ssl_handshake_timeout,
         start_serving=start_serving,
+        send_timeout=send_timeout,
         unix_socket=unix_socket,
     )
     async with _serving(server):
