@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import pytest
 from anyio.abc import SocketAttribute
+from anyio.streams.stapled import StapledObjectStream
 
 import drainpipe
-from drainpipe import BufferedByteSendStream, compat, testing
+from drainpipe import BufferedByteSendStream, BufferedByteStream, compat, testing
 from drainpipe.testing import ScriptedSendStream, buffered_scripted_stream, settle
 
 if TYPE_CHECKING:
@@ -64,6 +65,26 @@ async def test_buffered_byte_send_stream_sample() -> None:
     )
     assert wire.data == b"onetwothree"
     assert wire.closed
+
+
+async def test_buffered_byte_stream_sample() -> None:
+    a_send, b_receive = anyio.create_memory_object_stream[bytes](10)
+    b_send, a_receive = anyio.create_memory_object_stream[bytes](10)
+    async with (
+        StapledObjectStream(a_send, a_receive) as client,
+        StapledObjectStream(b_send, b_receive) as peer,
+    ):
+        await peer.send(b"hello\nworld\n")
+        await peer.send_eof()
+        await run(
+            sample(BufferedByteStream.__doc__),
+            {
+                "anyio": anyio,
+                "BufferedByteStream": BufferedByteStream,
+                "client": client,
+            },
+        )
+        assert b"".join([item async for item in peer]) == b"HELLO\nWORLD\n"
 
 
 async def test_testing_module_sample() -> None:
@@ -123,6 +144,7 @@ def test_every_public_docstring_sample_is_run_here() -> None:
     )
     assert with_samples == [
         "BufferedByteSendStream",
+        "BufferedByteStream",
         "drainpipe.compat",
         "drainpipe.testing",
         "settle",

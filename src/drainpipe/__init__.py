@@ -1,5 +1,6 @@
 """A write-behind send buffer with back-pressure for any AnyIO byte stream."""
 
+from ._duplex import BufferedByteStream
 from ._stream import BufferedByteSendStream, BufferStatistics
 
-__all__ = ["BufferStatistics", "BufferedByteSendStream"]
+__all__ = ["BufferStatistics", "BufferedByteSendStream", "BufferedByteStream"]
