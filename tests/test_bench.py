@@ -19,7 +19,14 @@ def test_smoke_run_covers_every_scenario_and_contender(
     output = tmp_path / "bench.json"
     assert _bench.main(["--smoke", "--json", str(output)]) == 0
     results = json.loads(output.read_text())
-    assert set(results["scenarios"]) == {"small", "large", "tls", "latency", "memory"}
+    assert set(results["scenarios"]) == {
+        "small",
+        "large",
+        "tls",
+        "latency",
+        "memory",
+        "idle",
+    }
     small = results["scenarios"]["small"]
     names = [row["name"] for row in small["contenders"]]
     assert names[0] == "asyncio write+drain"
@@ -39,12 +46,17 @@ def test_smoke_run_covers_every_scenario_and_contender(
         series = row["series"]
         assert max(series["buffered_bytes"]) == row["peak_buffered_bytes"]
         assert len(series["seconds"]) == len(series["buffered_bytes"])
+    for row in results["scenarios"]["idle"]:
+        assert row["anyio"] > 0
+        assert row["drainpipe"] > 0
+        assert ("asyncio streams" in row) is (row["backend"] != "trio")
     assert results["machine"]["date"]
     assert results["command"] == f"python -m drainpipe bench --smoke --json {output}"
     assert results["machine"]["versions"]["anyio"]
     table = capsys.readouterr().out
     assert "1. small messages" in table
     assert "5. slow consumer" in table
+    assert "6. idle connections" in table
 
 
 def test_scenarios_can_be_chosen(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ result; the programs in examples/ are tested by tests/test_examples.py.
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,4 +54,16 @@ def test_pages_take_their_python_code_from_tested_files(page: Path) -> None:
     for line in lines:
         if line.startswith("```{literalinclude}"):
             target = (page.parent / line.split(maxsplit=1)[1]).resolve()
+            if target.suffix == ".json":
+                # the output of a run (make plots), not code
+                assert target.parent == DOCS / "_static"
+                assert target.is_file()
+                continue
             assert target in TESTED, f"{target} is shown but run by no test"
+
+
+def test_the_idle_table_is_what_the_committed_benchmark_json_says() -> None:
+    results = json.loads((DOCS / "_static" / "idle.json").read_text())
+    table = load(DOCS / "idle_table.py").table(results)
+    assert (DOCS / "_static" / "idle.md").read_text() == table
+    assert "{include} _static/idle.md" in (DOCS / "performance.md").read_text()

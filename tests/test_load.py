@@ -32,6 +32,7 @@ from anyio.lowlevel import checkpoint
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from drainpipe import BufferedByteSendStream
+from drainpipe._bench import idle_bytes
 from drainpipe.testing import ScriptedSendStream
 
 if TYPE_CHECKING:
@@ -345,3 +346,13 @@ async def test_open_close_cycles_leak_no_memory_tasks_or_warnings(cycles: int) -
     assert [str(warning.message) for warning in caught] == []
     assert len(anyio.get_running_tasks()) == tasks_before
     assert growths[-1] < 4 * 1024, f"memory kept growing, batch by batch: {growths}"
+
+
+# -- idle connections ---------------------------------------------------------------
+
+
+async def test_an_idle_connection_costs_at_most_3_kib_on_top_of_anyios_stream() -> None:
+    # Entered and idle (no flush task, no waiter lists yet): what each of 500
+    # streams holds beyond the AnyIO stream it wraps, by tracemalloc.
+    ensure_file_descriptors(2 * 500 + 256)
+    assert await idle_bytes("drainpipe", 500) <= 3 * 1024

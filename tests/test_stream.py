@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -25,8 +26,6 @@ from drainpipe import BufferedByteSendStream, BufferStatistics
 from drainpipe.testing import ScriptedSendStream, buffered_scripted_stream, settle
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from anyio.abc import TaskStatus
     from anyio.streams.memory import MemoryObjectReceiveStream
 
@@ -1044,18 +1043,29 @@ async def test_send_keeps_buffered_bytes_bounded_under_concurrent_senders() -> N
     )
 
 
-def count_flush_task_wakes(monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
-    """Count the wake-ups of parked flush tasks from now on; return the counter."""
-    wakes = 0
+@dataclass
+class FlushTaskRounds:
+    """How often a write had to get the flush task going: by waking it from its
+    park, or by starting it (none was running)."""
+
+    wakes: int = 0
+    starts: int = 0
+
+
+def count_flush_task_rounds(monkeypatch: pytest.MonkeyPatch) -> FlushTaskRounds:
+    """Count the wake-ups and starts of flush tasks from now on."""
+    rounds = FlushTaskRounds()
     wake = BufferedByteSendStream._wake_flush_task
 
     def counting_wake(self: BufferedByteSendStream) -> None:
-        nonlocal wakes
-        wakes += 1
+        if self._wakeup is None:
+            rounds.starts += 1
+        else:
+            rounds.wakes += 1
         wake(self)
 
     monkeypatch.setattr(BufferedByteSendStream, "_wake_flush_task", counting_wake)
-    return lambda: wakes
+    return rounds
 
 
 @pytest.mark.parametrize("method", ["send", "write+drain"])
@@ -1065,7 +1075,7 @@ async def test_flush_task_does_not_park_while_a_woken_producer_refills_it(
     # Each resume leaves one message queued; on trio the flush task may send it and
     # find the queue empty before the producer it woke has run. It must let that
     # producer refill the queue instead of parking and being woken again.
-    wakes = count_flush_task_wakes(monkeypatch)
+    rounds = count_flush_task_rounds(monkeypatch)
     message = b"m" * 100
     async with buffered_scripted_stream(high_water=4 * len(message)) as (out, wire):
         for _ in range(200):
@@ -1075,7 +1085,7 @@ async def test_flush_task_does_not_park_while_a_woken_producer_refills_it(
                 out.write(message)
                 await out.drain()
         await out.flush()
-        assert wakes() == 0
+        assert (rounds.starts, rounds.wakes) == (1, 0)
     assert wire.data == message * 200
 
 
@@ -1086,21 +1096,21 @@ async def test_a_write_soon_after_the_buffer_empties_needs_no_wake(
     # task polls the event loop a few times after emptying the buffer before it
     # parks, so the next write finds it still running: no park/wake round trip,
     # which would add an event-loop iteration to every request's latency.
-    wakes = count_flush_task_wakes(monkeypatch)
+    rounds = count_flush_task_rounds(monkeypatch)
     # However slow this machine is, every send counts as quick (see the next test).
     monkeypatch.setattr(drainpipe._stream, "_BUSY_LOOP", float("inf"))
     async with buffered_scripted_stream() as (out, wire):
-        await settle()  # the flush task has parked: the first write wakes it
+        await settle()  # no flush task yet: the first write starts one
         for number in range(100):
             out.write(b"%d," % number)
             while out.buffered_bytes:
                 await anyio.lowlevel.checkpoint()
             await anyio.lowlevel.checkpoint()  # "the reply arrives"
-        assert wakes() == 1
-        await settle()  # idle for longer: the flush task parks again
+        assert (rounds.starts, rounds.wakes) == (1, 0)
+        await settle()  # idle for longer: the flush task parks
         out.write(b"end")
         await out.flush()
-        assert wakes() == 2
+        assert (rounds.starts, rounds.wakes) == (1, 1)
     assert wire.data == b"".join(b"%d," % number for number in range(100)) + b"end"
 
 
@@ -1111,7 +1121,7 @@ async def test_the_flush_task_does_not_poll_after_a_slow_send(
     # event loop busy; uvloop may fire a timer up to 1 ms early) means polling would
     # only cost the other tasks a step each: the flush task parks at once, and
     # every write after a pause wakes it.
-    wakes = count_flush_task_wakes(monkeypatch)
+    rounds = count_flush_task_rounds(monkeypatch)
     async with buffered_scripted_stream() as (out, wire):
         wire.delay = 0.005
         await settle()
@@ -1121,7 +1131,7 @@ async def test_the_flush_task_does_not_poll_after_a_slow_send(
             await anyio.lowlevel.checkpoint()
             await anyio.lowlevel.checkpoint()
         wire.delay = 0
-        assert wakes() == 20
+        assert (rounds.starts, rounds.wakes) == (1, 19)
     assert wire.data == b"".join(b"%d," % number for number in range(20))
 
 
@@ -1216,3 +1226,45 @@ async def test_scripted_stream_fail_after_respects_block() -> None:
         with pytest.raises(BrokenResourceError):
             await out.flush()
     assert wire.data == b"ab"
+
+
+# -- a flush task only while there is work ---------------------------------------------
+
+
+def flush_tasks() -> int:
+    return sum(
+        1
+        for task in anyio.get_running_tasks()
+        if (task.name or "").startswith("drainpipe flush")
+    )
+
+
+async def test_an_entered_stream_that_never_wrote_runs_no_flush_task() -> None:
+    async with buffered_scripted_stream() as (out, wire):
+        await settle()
+        assert flush_tasks() == 0
+        out.write(b"first")
+        await out.flush()
+        assert flush_tasks() == 1
+    assert wire.data == b"first"
+
+
+async def test_closing_before_the_started_flush_task_ran_does_not_hang() -> None:
+    # The first write starts the flush task; leaving the block before it ran must
+    # not leave it to park for ever, shielded, in the block's task group.
+    wire = ScriptedSendStream()
+    with fail_after(5), pytest.raises(LookupError):  # noqa: PT012
+        async with BufferedByteSendStream(wire) as out:
+            out.write(b"dropped")
+            raise LookupError
+    assert wire.data == b""
+    assert wire.closed
+
+
+async def test_aclose_right_after_the_first_write_sends_it() -> None:
+    wire = ScriptedSendStream()
+    with fail_after(5):
+        async with BufferedByteSendStream(wire) as out:
+            out.write(b"kept")
+            await out.aclose()
+    assert wire.data == b"kept"

@@ -11,24 +11,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import platform
 import re
+import socket
 import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from array import array
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
+from anyio.abc import UNIXSocketStream
 from anyio.streams.tls import TLSStream
 
 from ._core import DEFAULT_HIGH_WATER
@@ -407,7 +412,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one round")
     parser.add_argument("--json", metavar="FILE", help="also write the results here")
     parser.add_argument(
-        "--scenarios", default="small,large,tls,latency,memory", help="comma-separated"
+        "--scenarios",
+        default="small,large,tls,latency,memory,idle",
+        help="comma-separated",
     )
     options = parser.parse_args(argv)
     scale = 0.01 if options.smoke else 0.2 if options.quick else 1.0
@@ -591,6 +598,9 @@ def main(argv: list[str]) -> int:
         finally:
             slow.close()
 
+    if "idle" in wanted:
+        idle_scenario(scale, lines, results)
+
     print(f"drainpipe benchmarks ({describe(results['machine'])})")
     print("\n".join(lines))
     if options.json:
@@ -693,6 +703,84 @@ def latency_scenario(
         results["scenarios"]["latency"] = rows
     finally:
         echo.close()
+
+
+async def idle_bytes(kind: str, count: int) -> float:
+    """Bytes that ``count`` idle connections of ``kind`` hold per connection, over
+    UNIX socket pairs (tracemalloc): ``anyio``, an AnyIO socket stream on the
+    socket; ``drainpipe``, an entered :class:`BufferedByteSendStream` on top of such
+    a stream; ``asyncio streams``, asyncio's reader and writer on the socket."""
+    pairs = [socket.socketpair() for _ in range(count)]
+    async with AsyncExitStack() as stack:
+        for ours, theirs in pairs:
+            stack.callback(theirs.close)
+            stack.callback(ours.close)
+        bases: list[UNIXSocketStream] = []
+        if kind == "drainpipe":
+            for ours, _ in pairs:
+                base = await UNIXSocketStream.from_socket(ours)
+                bases.append(await stack.enter_async_context(base))
+        held: list[object] = []
+        gc.collect()
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for index, (ours, _) in enumerate(pairs):
+                if kind == "anyio":
+                    stream = await UNIXSocketStream.from_socket(ours)
+                    held.append(await stack.enter_async_context(stream))
+                elif kind == "drainpipe":
+                    buffered = BufferedByteSendStream(bases[index])
+                    held.append(await stack.enter_async_context(buffered))
+                else:
+                    reader, writer = await asyncio.open_unix_connection(sock=ours)
+                    stack.callback(writer.close)
+                    held.append((reader, writer))
+            await anyio.sleep(0.05)  # let every task reach its idle state
+            gc.collect()
+            after = tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
+        return (after - before) / count
+
+
+def idle_scenario(scale: float, lines: list[str], results: dict[str, Any]) -> None:
+    count = max(int(2000 * scale), 20)
+    lines.append(
+        f"\n6. idle connections: bytes each of {count:,} over UNIX socket pairs "
+        f"(tracemalloc; target: drainpipe <= 3 KiB on top of AnyIO's stream)"
+    )
+    rows = []
+    for backend, (backend_name, backend_options) in BACKENDS.items():
+        kinds = ["anyio", "drainpipe"]
+        if backend_name == "asyncio":
+            kinds.append("asyncio streams")
+        progress(f"idle [{backend}]")
+        figures = {
+            kind: in_thread(
+                partial(
+                    anyio.run, backend=backend_name, backend_options=backend_options
+                ),
+                idle_bytes,
+                kind,
+                count,
+            )
+            for kind in kinds
+        }
+        row = {"backend": backend, "connections": count, **figures}
+        rows.append(row)
+        asyncio_streams = figures.get("asyncio streams")
+        lines.append(
+            f"   {backend:8s} AnyIO stream {figures['anyio']:6,.0f} B, drainpipe on top "
+            f"+{figures['drainpipe']:6,.0f} B"
+            + (
+                ""
+                if asyncio_streams is None
+                else f", asyncio reader+writer {asyncio_streams:6,.0f} B"
+            )
+        )
+    progress("")
+    results["scenarios"]["idle"] = rows
 
 
 def to_json(results: dict[str, Any]) -> str:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import enum
 from bisect import insort
-from collections import deque
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
 
@@ -99,10 +98,12 @@ class Waiters(Generic[_Event]):
         self._resumed: _Event | None = None
         self._closed: _Event | None = None
         #: the events of the tasks waiting in send(), in arrival order
-        self.turns: deque[_Event] = deque()
+        # Lists, not deques: an empty list costs 56 bytes, an empty deque over 600,
+        # and an idle stream has none of these waiters. The lines stay short.
+        self.turns: list[_Event] = []
         #: (target, event) of each task waiting until bytes_sent reaches target,
         #: sorted by target
-        self.sent: deque[tuple[int, _Event]] = deque()
+        self.sent: list[tuple[int, _Event]] = []
         #: tasks waiting in any of the above
         self.tasks_waiting = 0
 
@@ -163,8 +164,13 @@ class Waiters(Generic[_Event]):
     def on_sent(self, bytes_sent: int) -> None:
         """Wake the sent waiters whose target ``bytes_sent`` has reached."""
         sent = self.sent
-        while sent and sent[0][0] <= bytes_sent:
-            sent.popleft()[1].set()
+        reached = 0
+        while reached < len(sent) and sent[reached][0] <= bytes_sent:
+            sent[reached][1].set()
+            reached += 1
+
+        if reached:
+            del sent[:reached]
 
     def on_resume(self, paused: bool) -> None:
         """Wake the resume waiters and the next sender: a pause ended."""
@@ -180,8 +186,10 @@ class Waiters(Generic[_Event]):
             self._resumed.set()
             self._resumed = None
 
-        while self.sent:
-            self.sent.popleft()[1].set()
+        for _, event in self.sent:
+            event.set()
+
+        self.sent.clear()
 
         for turn in self.turns:
             turn.set()

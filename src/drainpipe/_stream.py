@@ -221,11 +221,14 @@ class BufferedByteSendStream(ByteSendStream):
             send_stream, buffer, self._lifecycle, vectored=vectored
         )
         self._task_group: TaskGroup | None = None
-        # Shielded: only _close_now() stops the flush task. A cancellation of the
-        # code around the block must leave it running, or a shielded flush() or
-        # aclose() in that code's cleanup would wait for it for ever.
-        self._flush_scope = CancelScope(shield=True)
-        self._flush_idle = False
+        # The running flush task's cancel scope; None while no flush task runs.
+        self._flush_scope: CancelScope | None = None
+        # Whether a write must wake the flush task (it is parked) or start it: the
+        # first write starts it, so that a stream that never wrote holds no task
+        # (a parked task and its event cost about 5 KiB). Ending it when idle
+        # would cost a timer per park: see the performance page.
+        self._flush_idle = True
+        # Set by a write to wake the parked flush task; None unless it is parked.
         self._wakeup: Event | None = None
 
     def __repr__(self) -> str:
@@ -247,7 +250,6 @@ class BufferedByteSendStream(ByteSendStream):
             raise
 
         self._task_group = task_group
-        task_group.start_soon(self._flush_task, name=f"drainpipe flush {self!r}")
         return self
 
     async def __aexit__(
@@ -317,7 +319,8 @@ class BufferedByteSendStream(ByteSendStream):
     def _close_now(self) -> None:
         """Drop the buffer, stop the flush task and wake every waiter."""
         self._lifecycle.close()
-        self._flush_scope.cancel()
+        if self._flush_scope is not None:
+            self._flush_scope.cancel()
 
     # -- writing -----------------------------------------------------------------
 
@@ -468,7 +471,7 @@ class BufferedByteSendStream(ByteSendStream):
         finally:
             waiters.tasks_waiting -= 1
 
-        waiters.turns.popleft()
+        del waiters.turns[0]
 
     # -- waiting -----------------------------------------------------------------
 
@@ -603,7 +606,14 @@ class BufferedByteSendStream(ByteSendStream):
         transmit = self._transmit.transmit
         lifecycle = self._lifecycle
         polls = 0
-        with self._flush_scope:
+        # Shielded: only _close_now() stops the flush task. A cancellation of the
+        # code around the block must leave it running, or a shielded flush() or
+        # aclose() in that code's cleanup would wait for it for ever.
+        with CancelScope(shield=True) as scope:
+            if lifecycle.state is CLOSED:
+                return  # closed between the write that started it and now
+
+            self._flush_scope = scope
             try:
                 while True:
                     piece = take()
@@ -638,6 +648,8 @@ class BufferedByteSendStream(ByteSendStream):
                     polls = _POLLS_BEFORE_PARKING if resumed or quick else 0
             except Exception as exc:  # noqa: BLE001 - kept and re-raised to every caller
                 lifecycle.fail(exc)
+            finally:
+                self._flush_scope = None
 
     async def _time_out(self, seconds: float) -> None:
         """Break the stream: the wrapped stream took more than ``seconds`` to
@@ -651,9 +663,16 @@ class BufferedByteSendStream(ByteSendStream):
         await aclose_forcefully(self.send_stream)
 
     def _wake_flush_task(self) -> None:
-        assert self._wakeup is not None
+        """Wake the parked flush task, or start one if none runs."""
         self._flush_idle = False
-        self._wakeup.set()
+        if self._wakeup is not None:
+            self._wakeup.set()
+            self._wakeup = None
+        else:
+            assert self._task_group is not None
+            self._task_group.start_soon(
+                self._flush_task, name=f"drainpipe flush {self!r}"
+            )
 
     # -- introspection -----------------------------------------------------------
 

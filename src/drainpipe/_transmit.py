@@ -120,53 +120,62 @@ def socket_writer(
     ):
         return None
 
-    busy: Callable[[], bool]
+    transport: Any = None
     if kind in UNBUFFERED:
         if not _holds_no_transport(stream):
             return None
-
-        def busy() -> bool:
-            return False
-
     else:
         transport = _transport_of(stream)
         if transport is None:
             return None
 
-        def busy() -> bool:
-            # is_closing() covers the moment between abort() and the socket's close.
-            if transport.is_closing() or transport.get_write_buffer_size():
-                return True
+    return SocketWriter(send_guard, raw_socket, transport)
 
-            try:
-                # Runs every check of the transport's own write() and writes
-                # nothing: refused during loop.sendfile() and after write_eof(),
-                # where the stream's send() raises the same error.
-                transport.write(b"")
-            except RuntimeError:
-                return True
 
-            return False
+class SocketWriter:
+    """The function :func:`socket_writer` returns: an object, not closures, since
+    every stream over a socket holds one (a slotted object is the smaller)."""
 
-    writev = os.writev
+    __slots__ = ("_raw_socket", "_send_guard", "_transport")
 
-    def write(pieces: Sequence[Chunk]) -> int:
-        with send_guard:
-            if busy():
+    def __init__(self, send_guard: ResourceGuard, raw_socket: Any, transport: Any):
+        self._send_guard = send_guard
+        self._raw_socket = raw_socket
+        self._transport = transport
+
+    def _busy(self) -> bool:
+        """Whether the stream's transport holds bytes, is closing, or refuses
+        writes."""
+        transport = self._transport
+        # is_closing() covers the moment between abort() and the socket's close.
+        if transport.is_closing() or transport.get_write_buffer_size():
+            return True
+
+        try:
+            # Runs every check of the transport's own write() and writes nothing:
+            # refused during loop.sendfile() and after write_eof(), where the
+            # stream's send() raises the same error.
+            transport.write(b"")
+        except RuntimeError:
+            return True
+
+        return False
+
+    def __call__(self, pieces: Sequence[Chunk]) -> int:
+        with self._send_guard:
+            if self._transport is not None and self._busy():
                 return 0
 
-            descriptor = raw_socket.fileno()  # -1 once closed, never a reused number
+            descriptor = self._raw_socket.fileno()  # -1 once closed, never reused
             if descriptor < 0:
                 return 0
 
             try:
-                return writev(descriptor, pieces)
+                return os.writev(descriptor, pieces)
             except BlockingIOError:
                 return 0
             except OSError as exc:
                 raise BrokenResourceError from exc
-
-    return write
 
 
 class SendPerPiece:
