@@ -23,7 +23,7 @@ $(BIN)/python:
 	$(PIP) install --upgrade "pip>=25.1"
 
 $(VENV)/.demo: $(BIN)/python pyproject.toml
-	$(PIP) install -e ".[trio]"
+	$(PIP) install -e ".[trio,uvloop]"
 	@touch $@
 
 # PIN_ANYIO: an extra requirement such as anyio==4.16.0 (see test-all).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import TYPE_CHECKING
 
 import pytest
@@ -68,3 +69,33 @@ def test_scenarios_can_be_chosen(tmp_path: Path) -> None:
 def test_a_short_count_fails_loudly() -> None:
     with pytest.raises(RuntimeError, match="received 99 bytes, not 100"):
         _bench.check(99, 100)
+
+
+def test_a_missing_backend_is_skipped_with_a_note(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    without_uvloop = {k: v for k, v in _bench.BACKENDS.items() if k != "uvloop"}
+    monkeypatch.setattr(_bench, "BACKENDS", without_uvloop)
+    output = tmp_path / "results.json"
+    arguments = ["--smoke", "--scenarios", "small,idle", "--json", str(output)]
+    assert _bench.main(arguments) == 0
+    assert "(uvloop is not installed: skipping its contenders)" in (
+        capsys.readouterr().out
+    )
+    results = json.loads(output.read_text())
+    names = [row["name"] for row in results["scenarios"]["small"]["contenders"]]
+    assert not [name for name in names if "uvloop" in name]
+    assert [row["backend"] for row in results["scenarios"]["idle"]] == [
+        "asyncio",
+        "trio",
+    ]
+
+
+def test_installed_tells_whether_a_backend_imports(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert _bench.installed("asyncio")
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop now fails
+    assert not _bench.installed("uvloop")

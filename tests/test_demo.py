@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
+import subprocess
+import sys
 from typing import TYPE_CHECKING
 
+import drainpipe
 from drainpipe import _demo
 from drainpipe.__main__ import main
 
@@ -47,4 +51,39 @@ def test_messages_add_up_to_the_total() -> None:
 
 def test_unknown_command_prints_usage(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["nonsense"]) == 2
-    assert "usage" in capsys.readouterr().out
+    assert "usage: python -m drainpipe" in capsys.readouterr().err
+
+
+def test_help_lists_every_command_and_option(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--help"]) == 0
+    text = capsys.readouterr().out
+    for word in ("demo", "bench", "--version", "--quick", "--smoke", "--json"):
+        assert word in text
+    assert "--scenarios" in text
+    assert "small, large, tls, latency" in text
+
+
+def test_an_unknown_scenario_is_refused_naming_the_known_ones(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["bench", "--smoke", "--scenarios", "small,bogus"]) == 2
+    assert "unknown scenario(s) bogus; choose from small" in capsys.readouterr().err
+
+
+def test_version_is_the_package_metadata(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"drainpipe {drainpipe.__version__}\n"
+    assert drainpipe.__version__ == importlib.metadata.version("drainpipe")
+
+
+def test_importing_drainpipe_imports_no_ssl_asyncio_or_subprocess() -> None:
+    code = (
+        "import sys, drainpipe; "
+        "print(sorted({'ssl', 'asyncio', 'subprocess'} & set(sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout == "[]\n"

@@ -2,5 +2,11 @@
 
 from ._duplex import BufferedByteStream
 from ._stream import BufferedByteSendStream, BufferStatistics
+from ._version import __version__
 
-__all__ = ["BufferStatistics", "BufferedByteSendStream", "BufferedByteStream"]
+__all__ = [
+    "BufferStatistics",
+    "BufferedByteSendStream",
+    "BufferedByteStream",
+    "__version__",
+]

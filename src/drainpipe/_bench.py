@@ -104,11 +104,32 @@ class Sink:
             self.process.stdout.close()
 
 
-BACKENDS: dict[str, tuple[str, dict[str, Any]]] = {
+#: Every backend the benchmarks know, by name: (AnyIO backend, its options).
+ALL_BACKENDS: dict[str, tuple[str, dict[str, Any]]] = {
     "asyncio": ("asyncio", {}),
     "uvloop": ("asyncio", {"use_uvloop": True}),
     "trio": ("trio", {}),
 }
+
+
+def installed(name: str) -> bool:
+    """Whether backend ``name`` can run here (uvloop and trio are optional)."""
+    if name == "asyncio":
+        return True
+
+    try:
+        __import__(name)
+    except ImportError:
+        return False
+
+    return True
+
+
+#: The backends the benchmarks run on: those installed.
+BACKENDS = {name: spec for name, spec in ALL_BACKENDS.items() if installed(name)}
+
+#: The scenarios, in the order they run and are numbered.
+SCENARIOS = ("small", "large", "tls", "latency", "memory", "idle")
 
 
 def check(received: int, expected: int) -> None:
@@ -406,17 +427,39 @@ def race(title: str, contenders: list[Contender], port: int, rounds: int) -> Non
     progress("")
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m drainpipe bench")
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """The benchmark's options (``python -m drainpipe bench --help``)."""
     parser.add_argument("--quick", action="store_true", help="finish in about a minute")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one round")
     parser.add_argument("--json", metavar="FILE", help="also write the results here")
     parser.add_argument(
         "--scenarios",
-        default="small,large,tls,latency,memory,idle",
-        help="comma-separated",
+        type=scenario_list,
+        default=",".join(SCENARIOS),
+        help=f"comma-separated, from: {', '.join(SCENARIOS)} (default: all)",
     )
-    options = parser.parse_args(argv)
+
+
+def scenario_list(text: str) -> str:
+    unknown = sorted(set(text.split(",")) - set(SCENARIOS))
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown scenario(s) {', '.join(unknown)}; choose from "
+            f"{', '.join(SCENARIOS)}"
+        )
+    return text
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m drainpipe bench")
+    add_options(parser)
+    return run(parser.parse_args(argv), argv)
+
+
+def run(options: argparse.Namespace, argv: list[str]) -> int:
+    """Run the scenarios ``options`` name and print the table."""
+    for name in ALL_BACKENDS.keys() - BACKENDS.keys():
+        print(f"({name} is not installed: skipping its contenders)")
     scale = 0.01 if options.smoke else 0.2 if options.quick else 1.0
     rounds = 1 if options.smoke else 3 if options.quick else 5
     wanted = set(options.scenarios.split(","))
@@ -449,17 +492,24 @@ def main(argv: list[str]) -> int:
                     64,
                     uvloop=False,
                 ),
-                on_asyncio(
-                    "uvloop write+drain",
-                    asyncio_streamwriter,
-                    count,
-                    100,
-                    1,
-                    uvloop=True,
+                *(
+                    [
+                        on_asyncio(
+                            "uvloop write+drain",
+                            asyncio_streamwriter,
+                            count,
+                            100,
+                            1,
+                            uvloop=True,
+                        )
+                    ]
+                    if "uvloop" in BACKENDS
+                    else []
                 ),
                 *(
                     on_backend(f"anyio send() [{b}]", b, anyio_direct, count, 100)
                     for b in ("asyncio", "trio")
+                    if b in BACKENDS
                 ),
                 *(
                     on_backend(

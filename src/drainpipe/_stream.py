@@ -6,6 +6,7 @@ only *when* to wait, wake and close.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,6 @@ from anyio import (
 )
 from anyio.abc import ByteSendStream, SocketStream
 from anyio.lowlevel import checkpoint
-from anyio.streams.tls import TLSStream
 
 from ._checkpoints import wait
 from ._core import DEFAULT_HIGH_WATER, SendBuffer
@@ -56,6 +56,17 @@ _POLLS_BEFORE_PARKING = 3
 #: message at a time to each of 1,000 streams cost 6.0 us per message on asyncio
 #: before polling, 10.5 us with polling after every send, 6.2 us with this limit.
 _BUSY_LOOP = 0.000_2
+
+
+def _accepts_any_buffer(send_stream: object) -> bool:
+    """Whether ``send_stream`` is a socket or TLS stream, which take any bytes-like
+    object. A TLS stream exists only once ``anyio.streams.tls`` (and with it
+    :mod:`ssl`) has been imported, so it is not imported here for this check."""
+    if isinstance(send_stream, SocketStream):
+        return True
+
+    tls = sys.modules.get("anyio.streams.tls")
+    return tls is not None and isinstance(send_stream, tls.TLSStream)
 
 
 def _snapshot(data: Buffer) -> bytes:
@@ -117,7 +128,9 @@ class BufferStatistics:
     #: that returned and, on AnyIO's socket streams, ``writev()`` calls on its socket
     #: that wrote something (see :class:`BufferedByteSendStream`)
     send_calls: int
-    #: number of tasks waiting in ``send()``, ``drain()`` or ``flush()``
+    #: number of tasks waiting in ``send()`` (for their turn), ``drain()`` (for a
+    #: resume), or ``flush()``, ``send_eof()`` and ``aclose()`` (for their bytes
+    #: to be sent)
     tasks_waiting: int
 
 
@@ -212,7 +225,7 @@ class BufferedByteSendStream(ByteSendStream):
         self._buffer = buffer = SendBuffer(
             high_water,
             low_water,
-            slice_large=isinstance(send_stream, (SocketStream, TLSStream)),
+            slice_large=_accepts_any_buffer(send_stream),
         )
         self._enqueue = buffer.enqueue
         self._waiters: Waiters[Event] = Waiters(Event)
