@@ -1534,3 +1534,15 @@ async def test_start_unix_server_on_a_bound_socket(tmp_path: Path) -> None:
         writer.write(b"bound")
         writer.write_eof()
         assert await reader.read() == b"bound"
+
+
+@pytest.mark.parametrize("host", [None, ""])
+async def test_an_empty_or_no_host_listens_on_every_interface(host: str | None) -> None:
+    async with compat.start_server(handle_echo, host, 0) as server:
+        addresses = {sock.getsockname()[0] for sock in server.sockets}
+        assert addresses & {"0.0.0.0", "::"}
+        port = server.sockets[0].getsockname()[1]
+        async with compat.open_connection("127.0.0.1", port) as (reader, writer):
+            writer.write(b"hello\n")
+            await writer.drain()
+            assert await reader.readline() == b"hello\n"

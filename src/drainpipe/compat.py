@@ -1211,7 +1211,7 @@ async def start_server(
 
     :param client_connected_cb: ``async def handle(reader, writer)``; when it
         returns, its connection is flushed and closed
-    :param host: the interface(s) to listen on (default: all)
+    :param host: the interface(s) to listen on (default, or ``""``: all)
     :param port: the port (default: any free port; see :attr:`Server.sockets`)
     :param limit: the readers' line limit (see :class:`StreamReader`)
     :param family: the address family when ``host`` is omitted
@@ -1240,8 +1240,9 @@ async def start_server(
         sock.listen(backlog)
         listeners = [await SocketListener.from_socket(sock)]
     else:
+        # As asyncio: "" (like None) means every interface.
         hosts: Sequence[str | None] = (
-            [host] if host is None or isinstance(host, str) else list(host)
+            [host or None] if host is None or isinstance(host, str) else list(host)
         )
         listeners = await _tcp_listeners(hosts, port, family, backlog, reuse_port)
 
