@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
-import trustme
 from anyio import (
     BrokenResourceError,
     CancelScope,
@@ -43,6 +42,7 @@ if TYPE_CHECKING:
     )
     from types import ModuleType
 
+    import trustme
     from anyio.streams.memory import MemoryObjectSendStream
 
 pytestmark = pytest.mark.anyio
@@ -934,11 +934,6 @@ async def test_open_unix_connection_over_a_connected_socket(tmp_path: Path) -> N
 
 
 # -- TLS -------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def ca() -> trustme.CA:
-    return trustme.CA()
 
 
 @pytest.fixture

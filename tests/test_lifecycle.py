@@ -57,6 +57,15 @@ def in_state(state: State) -> Lifecycle:
     return lifecycle
 
 
+WHILE_OPEN: dict[State, type[BaseException] | None] = {
+    State.NEW: RuntimeError,
+    State.OPEN: None,
+    State.EOF: ClosedResourceError,
+    State.CLOSING: ClosedResourceError,
+    State.CLOSED: ClosedResourceError,
+    State.BROKEN: BrokenResourceError,
+}
+
 WHILE_OPEN_OR_HALF_CLOSED: dict[State, type[BaseException] | None] = {
     State.NEW: RuntimeError,
     State.OPEN: None,
@@ -68,16 +77,10 @@ WHILE_OPEN_OR_HALF_CLOSED: dict[State, type[BaseException] | None] = {
 
 #: What each check raises in each state (None: allowed).
 ALLOWED: dict[str, dict[State, type[BaseException] | None]] = {
-    "check_writable": {
-        State.NEW: RuntimeError,
-        State.OPEN: None,
-        State.EOF: ClosedResourceError,
-        State.CLOSING: ClosedResourceError,
-        State.CLOSED: ClosedResourceError,
-        State.BROKEN: BrokenResourceError,
-    },
+    "check_writable": WHILE_OPEN,
     "check_waitable": WHILE_OPEN_OR_HALF_CLOSED,
     "check_woken": WHILE_OPEN_OR_HALF_CLOSED,
+    "check_woken_writable": WHILE_OPEN,
 }
 
 

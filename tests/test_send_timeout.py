@@ -6,15 +6,26 @@ from __future__ import annotations
 import hashlib
 import math
 import socket
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
 from anyio import BrokenResourceError, create_task_group, current_time, fail_after
+from anyio.abc import UNIXSocketStream
 
 from drainpipe import BufferedByteSendStream, compat
 from drainpipe.testing import ScriptedSendStream, settle
-from tests.test_transports import payload, shrink_buffers, silent_peer, tcp_pair
+from tests.test_transports import (
+    payload,
+    shrink_buffers,
+    silent_peer,
+    tcp_pair,
+    tls_pair,
+)
+
+if TYPE_CHECKING:
+    import trustme
 
 pytestmark = pytest.mark.anyio
 
@@ -295,3 +306,77 @@ async def test_compat_server_breaks_a_client_that_stops_reading() -> None:
                 await broken.wait()
     assert isinstance(outcome[0].__cause__, BrokenResourceError)
     assert isinstance(outcome[0].__cause__.__cause__, TimeoutError)
+
+
+# -- what counts as no progress -------------------------------------------------------
+
+
+async def test_a_reader_keeping_pace_with_one_piece_per_send_timeout_never_trips_it(
+    anyio_backend_name: str,
+) -> None:
+    # 0.8 MB/s takes a 256 KiB piece in 0.33 s, within the 0.5 s send_timeout; the
+    # 511 KiB of a vectored batch of two pieces would take 0.64 s. Each piece the
+    # socket does not take at once gets its own send_timeout.
+    rate = 800_000
+    ours, theirs = socket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    ours.setblocking(False)
+    data = payload(255 * 1024, seed=1) + payload(512 * 1024, seed=2)
+    received = bytearray()
+
+    def read_at_rate() -> None:
+        theirs.settimeout(10)
+        started = time.monotonic()
+        while len(received) < len(data):
+            delay = started + len(received) / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            chunk = theirs.recv(8192)
+            if not chunk:
+                return
+            received.extend(chunk)
+
+    stream = await UNIXSocketStream.from_socket(ours)
+    with theirs:
+        async with create_task_group() as tg:
+            tg.start_soon(anyio.to_thread.run_sync, read_at_rate)
+            async with BufferedByteSendStream(
+                stream, send_timeout=0.5, high_water=1 << 22
+            ) as out:
+                out.write(data[: 255 * 1024])
+                out.write(data[255 * 1024 :])
+                await out.flush()
+    assert received == data
+
+
+async def test_a_busy_event_loop_after_everything_was_sent_is_no_timeout() -> None:
+    # The socket took every byte; then the event loop is busy for longer than
+    # send_timeout before the flush task runs again. Nothing was waiting for the
+    # wrapped stream, so the stream must not break.
+    for _ in range(10):
+        ours, theirs = socket.socketpair()
+        with theirs:
+            ours.setblocking(False)
+            stream = await UNIXSocketStream.from_socket(ours)
+            async with BufferedByteSendStream(stream, send_timeout=0.02) as out:
+                out.write(b"hello")
+                await anyio.lowlevel.checkpoint()
+                time.sleep(0.05)  # a busy event loop  # noqa: ASYNC251
+                await anyio.sleep(0.005)
+                out.write(b"!")
+            assert theirs.recv(100) == b"hello!"
+
+
+async def test_closing_tls_under_a_silent_peer_is_bounded_by_send_timeout(
+    ca: trustme.CA,
+) -> None:
+    # A TLS close waits for the peer's close_notify, which a peer that stopped
+    # reading never sends: send_timeout bounds it too.
+    async with tls_pair(ca) as (client, _server):
+        started = current_time()
+        with fail_after(TIMEOUT + SLACK), pytest.raises(BrokenResourceError) as caught:
+            async with BufferedByteSendStream(client, send_timeout=TIMEOUT) as out:
+                out.write(b"fits in the kernel's buffers")
+        assert current_time() - started >= TIMEOUT
+        assert isinstance(caught.value.__cause__, TimeoutError)

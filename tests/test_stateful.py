@@ -41,6 +41,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+import drainpipe._stream
 from drainpipe import BufferedByteSendStream
 from drainpipe._core import (
     DEFAULT_HIGH_WATER,
@@ -663,26 +664,37 @@ def water_marks(draw: st.DrawFn) -> tuple[int, int | None]:
 @given(
     operations=st.lists(operations, min_size=MIN_OPERATIONS, max_size=MAX_OPERATIONS),
     marks=water_marks(),
+    # Whether the flush task ends whenever it parks (its idle time is 0), so that
+    # writes keep starting new ones; else it ends after an idle second.
+    idle_exit_now=st.booleans(),
 )
 # Interleavings too rare to count on drawing: a send_nowait() or a write() between a
 # resume and the woken sender's turn.
 @example(
     operations=[Write(11), Send(5), NoSettle(), SetWaterMarks(100, 50), SendNowait(3)],
     marks=(10, 0),
+    idle_exit_now=False,
 )
 @example(
     operations=[Write(11), Send(5), NoSettle(), SetWaterMarks(100, 50), Write(200)],
     marks=(10, 0),
+    idle_exit_now=False,
 )
 def test_random_operations_keep_the_contract(
     anyio_backend: tuple[str, dict[str, Any]],
     operations: list[Operation],
     marks: tuple[int, int | None],
+    idle_exit_now: bool,
 ) -> None:
     backend, options = anyio_backend
-    anyio.run(
-        run_operations, operations, *marks, backend=backend, backend_options=options
-    )
+    if idle_exit_now:
+        event("the flush task ends whenever it parks")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        if idle_exit_now:
+            monkeypatch.setattr(drainpipe._stream, "_IDLE_EXIT", 0.0)
+        anyio.run(
+            run_operations, operations, *marks, backend=backend, backend_options=options
+        )
 
 
 # -- the synchronous core ----------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ from drainpipe.testing import ScriptedSendStream, buffered_scripted_stream, sett
 if TYPE_CHECKING:
     from anyio.abc import TaskStatus
     from anyio.streams.memory import MemoryObjectReceiveStream
+    from typing_extensions import Buffer
 
 pytestmark = pytest.mark.anyio
 
@@ -1058,7 +1060,7 @@ def count_flush_task_rounds(monkeypatch: pytest.MonkeyPatch) -> FlushTaskRounds:
     wake = BufferedByteSendStream._wake_flush_task
 
     def counting_wake(self: BufferedByteSendStream) -> None:
-        if self._wakeup is None:
+        if self._wake_parked is None:
             rounds.starts += 1
         else:
             rounds.wakes += 1
@@ -1268,3 +1270,98 @@ async def test_aclose_right_after_the_first_write_sends_it() -> None:
             out.write(b"kept")
             await out.aclose()
     assert wire.data == b"kept"
+
+
+async def test_an_idle_flush_task_ends_and_the_next_write_starts_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(drainpipe._stream, "_IDLE_EXIT", 0.05)
+    rounds = count_flush_task_rounds(monkeypatch)
+    async with buffered_scripted_stream() as (out, wire):
+        out.write(b"before ")
+        await out.flush()
+        await settle()
+        assert flush_tasks() == 1  # parked
+        await anyio.sleep(0.3)
+        assert flush_tasks() == 0  # ended after its idle time
+        out.write(b"after")
+        await out.flush()
+        assert (rounds.starts, rounds.wakes) == (2, 0)
+    assert wire.data == b"before after"
+
+
+@pytest.mark.parametrize("idle_exit", [0.0, 0.0005])
+async def test_writes_racing_a_flush_task_that_ends_are_all_sent(
+    idle_exit: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A flush task that ends as soon as (or soon after) it parks: writes keep
+    # arriving as it ends, and none may be left without a flush task.
+    monkeypatch.setattr(drainpipe._stream, "_IDLE_EXIT", idle_exit)
+    async with buffered_scripted_stream(high_water=50) as (out, wire):
+        for number in range(300):
+            out.write(b"%d," % number)
+            for _ in range(number % 4):
+                await anyio.lowlevel.checkpoint()
+            if number % 7 == 0:
+                await out.drain()
+            if number % 50 == 0:
+                await anyio.sleep(0.001)
+        with fail_after(5):
+            await out.flush()
+    assert wire.data == b"".join(b"%d," % number for number in range(300))
+
+
+class SlowRecordingStream(ScriptedSendStream):
+    """Each send() sleeps a little; a send() after send_eof() is recorded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.delay = 0.005
+        self.after_eof: list[bytes] = []
+
+    async def send(self, item: Buffer) -> None:
+        if self.eof_sent:
+            self.after_eof.append(bytes(item))
+        await super().send(item)
+
+
+async def test_a_sender_woken_with_a_half_close_never_enqueues_after_the_eof() -> None:
+    # One piece going out wakes both a waiting send() and send_eof()'s flush; trio
+    # runs the two in either order. Whichever goes first, no byte may follow the
+    # EOF, and a send() that returned normally had its bytes go out before it.
+    for _ in range(20):
+        wire = SlowRecordingStream()
+        returned = False
+        async with BufferedByteSendStream(wire, high_water=10, low_water=0) as out:
+            out.write(b"x" * 100)
+
+            async def sender() -> None:
+                nonlocal returned
+                with suppress(ClosedResourceError):
+                    await out.send(b"LATE")
+                    returned = True
+
+            async with create_task_group() as tg:
+                tg.start_soon(sender)
+                tg.start_soon(out.send_eof)
+        assert wire.after_eof == []
+        assert wire.data.endswith(b"LATE") is returned
+
+
+async def test_the_idle_time_counts_from_the_latest_park(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One timer serves every park on asyncio: when it fires during a park that
+    # began later, it waits for that park's own idle time instead of ending it.
+    monkeypatch.setattr(drainpipe._stream, "_IDLE_EXIT", 0.3)
+    async with buffered_scripted_stream() as (out, wire):
+        out.write(b"first ")
+        await out.flush()  # parks at about 0 s: its idle time would end at 0.3 s
+        await anyio.sleep(0.2)
+        out.write(b"second")
+        await out.flush()  # parks again at about 0.2 s: ends at 0.5 s
+        await anyio.sleep(0.2)
+        assert flush_tasks() == 1  # 0.4 s: still parked
+        await anyio.sleep(0.6)
+        assert flush_tasks() == 0
+    assert wire.data == b"first second"

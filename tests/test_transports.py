@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
-import trustme
 from anyio import (
     BrokenResourceError,
     create_task_group,
@@ -37,6 +36,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
     from pathlib import Path
 
+    import trustme
     from typing_extensions import Buffer
 
 pytestmark = pytest.mark.anyio
@@ -187,11 +187,6 @@ async def test_unix_socket_delivers_every_byte(tmp_path: Path) -> None:
             client = await anyio.connect_unix(path)
         async with accepted[0] as server:
             await send_mixed_and_check(BufferedByteSendStream(client), server)
-
-
-@pytest.fixture(scope="session")
-def ca() -> trustme.CA:
-    return trustme.CA()
 
 
 @asynccontextmanager

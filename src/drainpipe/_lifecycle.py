@@ -236,6 +236,12 @@ class Lifecycle:
         if self.state is not OPEN and self.state is not EOF:
             self.raise_woken()
 
+    def check_woken_writable(self) -> None:
+        """After ``send()``'s wait: raise unless still open (a ``send_eof()`` may
+        have half-closed it meanwhile)."""
+        if self.state is not OPEN:
+            self.raise_woken()
+
     # -- transitions -----------------------------------------------------------
 
     def enter(self) -> None:

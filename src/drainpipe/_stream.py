@@ -6,18 +6,22 @@ only *when* to wait, wake and close.
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass
+from functools import partial
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from anyio import (
+    BrokenResourceError,
     CancelScope,
     Event,
     WouldBlock,
     aclose_forcefully,
     create_task_group,
     current_time,
+    get_cancelled_exc_class,
 )
 from anyio.abc import ByteSendStream, SocketStream
 from anyio.lowlevel import checkpoint
@@ -25,7 +29,7 @@ from anyio.lowlevel import checkpoint
 from ._checkpoints import wait
 from ._core import DEFAULT_HIGH_WATER, SendBuffer
 from ._lifecycle import BROKEN, CLOSED, OPEN, CloseAction, Lifecycle, Waiters
-from ._transmit import choose_transmit
+from ._transmit import SendTimedOut, choose_transmit
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -56,6 +60,86 @@ _POLLS_BEFORE_PARKING = 3
 #: message at a time to each of 1,000 streams cost 6.0 us per message on asyncio
 #: before polling, 10.5 us with polling after every send, 6.2 us with this limit.
 _BUSY_LOOP = 0.000_2
+
+#: Seconds. A flush task parked this long ends, and the next write starts a new
+#: one: a parked task and what it waits on cost a stream about 5 KiB. A
+#: request/response exchange parks and wakes the flush task once per request, so
+#: the timer must cost little there. On asyncio (and uvloop) the task waits on a
+#: bare future of the running loop, cheaper than an AnyIO event, and one loop
+#: timer serves every park (_LoopParking); on trio on an AnyIO event, with its own
+#: cancel scope's deadline set for the park and lifted after.
+_IDLE_EXIT = 1.0
+
+
+def _resolve(future: Any, woken: bool) -> None:
+    """Wake a flush task parked on ``future`` (a write, or its idle timer)."""
+    if not future.done():
+        future.set_result(woken)
+
+
+class _LoopParking:
+    """How a flush task parks on asyncio (and uvloop): on a bare future of the
+    running loop, resolved ``True`` by a write or ``False`` once it has been parked
+    for _IDLE_EXIT seconds. One loop timer at a time serves every park: it is set
+    when none is pending and, when it fires, ends a park that has lasted long
+    enough or is set again for the park under way, so a park costs no timer of its
+    own."""
+
+    __slots__ = ("_future", "_loop", "_parked_at", "_timer")
+
+    def __init__(self, loop: Any) -> None:
+        self._loop = loop
+        self._future: Any = None
+        self._parked_at = 0.0
+        self._timer: Any = None
+
+    def prepare(self) -> Callable[[], None]:
+        """Start a park; return what wakes it."""
+        loop = self._loop
+        future = self._future = loop.create_future()
+        self._parked_at = loop.time()
+        if self._timer is None:
+            self._timer = loop.call_at(self._parked_at + _IDLE_EXIT, self._check)
+        return partial(_resolve, future, True)
+
+    async def wait(self) -> bool:
+        """Wait until a write wakes the flush task (``True``) or it has been idle
+        for _IDLE_EXIT seconds (``False``)."""
+        try:
+            return bool(await self._future)
+        finally:
+            self._future = None
+
+    def _check(self) -> None:
+        self._timer = None
+        future = self._future
+        if future is None or future.done():
+            return  # not parked: the next park sets the timer again
+
+        due = self._parked_at + _IDLE_EXIT
+        if self._loop.time() >= due:
+            _resolve(future, False)
+        else:
+            self._timer = self._loop.call_at(due, self._check)
+
+    def stop(self) -> None:
+        """The flush task ends: no timer may outlive it."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+def _running_asyncio_loop() -> Any:
+    """The running asyncio (or uvloop) event loop, or ``None`` (trio). asyncio is
+    not imported for this: if it is not imported, no asyncio loop runs."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return None
+
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _accepts_any_buffer(send_stream: object) -> bool:
@@ -236,13 +320,11 @@ class BufferedByteSendStream(ByteSendStream):
         self._task_group: TaskGroup | None = None
         # The running flush task's cancel scope; None while no flush task runs.
         self._flush_scope: CancelScope | None = None
-        # Whether a write must wake the flush task (it is parked) or start it: the
-        # first write starts it, so that a stream that never wrote holds no task
-        # (a parked task and its event cost about 5 KiB). Ending it when idle
-        # would cost a timer per park: see the performance page.
+        # Whether a write must wake the flush task (it is parked) or start one (none
+        # runs): the first write starts it, and it ends when idle (_IDLE_EXIT).
         self._flush_idle = True
-        # Set by a write to wake the parked flush task; None unless it is parked.
-        self._wakeup: Event | None = None
+        # Wakes the parked flush task; None unless it is parked.
+        self._wake_parked: Callable[[], object] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -321,7 +403,32 @@ class BufferedByteSendStream(ByteSendStream):
                 raise
 
             self._close_now()
+            await self._close_wrapped()
+
+    async def _close_wrapped(self) -> None:
+        """Close the wrapped stream gracefully, within ``send_timeout`` if set: a
+        TLS stream's close waits for the peer's answer, which a peer that stopped
+        reading never sends.
+
+        :raises ~anyio.BrokenResourceError: from a :exc:`TimeoutError` if the close
+            took longer (the wrapped stream is then closed forcefully)
+        """
+        seconds = self._send_timeout
+        if seconds is None:
             await self.send_stream.aclose()
+            return
+
+        with CancelScope(deadline=current_time() + seconds) as limit:
+            await self.send_stream.aclose()
+
+        if limit.cancelled_caught:
+            await aclose_forcefully(self.send_stream)
+            raise BrokenResourceError(
+                "the wrapped stream's close took longer than send_timeout"
+            ) from TimeoutError(
+                f"the wrapped stream did not close within {seconds:g} seconds "
+                f"(send_timeout)"
+            )
 
     async def _close_forcefully(self) -> None:
         """Drop the buffer, stop the flush task, wake every waiter and close the
@@ -471,7 +578,7 @@ class BufferedByteSendStream(ByteSendStream):
         try:
             while True:
                 await wait(turn)
-                self._lifecycle.check_woken()
+                self._lifecycle.check_woken_writable()
                 if not self._buffer.paused:
                     break
 
@@ -619,14 +726,18 @@ class BufferedByteSendStream(ByteSendStream):
         transmit = self._transmit.transmit
         lifecycle = self._lifecycle
         polls = 0
-        # Shielded: only _close_now() stops the flush task. A cancellation of the
-        # code around the block must leave it running, or a shielded flush() or
-        # aclose() in that code's cleanup would wait for it for ever.
+        # Shielded: only _close_now() stops the flush task (and its own idle
+        # deadline on trio, see _IDLE_EXIT). A cancellation of the code around the
+        # block must leave it running, or a shielded flush() or aclose() in that
+        # code's cleanup would wait for it for ever.
         with CancelScope(shield=True) as scope:
             if lifecycle.state is CLOSED:
                 return  # closed between the write that started it and now
 
             self._flush_scope = scope
+            loop = _running_asyncio_loop()
+            parking = None if loop is None else _LoopParking(loop)
+            ended_idle = False
             try:
                 while True:
                     piece = take()
@@ -637,22 +748,24 @@ class BufferedByteSendStream(ByteSendStream):
                             await checkpoint()
                             continue
 
-                        self._wakeup = Event()
                         self._flush_idle = True
-                        await self._wakeup.wait()
+                        if parking is not None:
+                            self._wake_parked = parking.prepare()
+                            woken = await parking.wait()
+                        else:
+                            woken = await self._park_with_deadline(scope)
+                        if not woken:
+                            ended_idle = True  # see _IDLE_EXIT
+                            break
+
                         continue
 
                     started = perf_counter()
-                    if self._send_timeout is None:
-                        resumed = await transmit(piece)
-                    else:
-                        timeout = self._send_timeout
-                        with CancelScope(deadline=current_time() + timeout) as limit:
-                            resumed = await transmit(piece)
-
-                        if limit.cancelled_caught:
-                            await self._time_out(timeout)
-                            return
+                    try:
+                        resumed = await transmit(piece, self._send_timeout)
+                    except SendTimedOut as exc:
+                        await self._time_out(exc.seconds)
+                        return
 
                     if lifecycle.state is CLOSED:
                         return  # closed forcefully while the piece was in flight
@@ -663,6 +776,34 @@ class BufferedByteSendStream(ByteSendStream):
                 lifecycle.fail(exc)
             finally:
                 self._flush_scope = None
+                self._wake_parked = None
+                if parking is not None:
+                    parking.stop()
+
+        # A write that came as it ended idle found it still parked and only woke
+        # it: start a new flush task for that write.
+        if ended_idle and (not self._flush_idle or self._buffer.has_queued):
+            self._start_flush_task()
+
+    async def _park_with_deadline(self, scope: CancelScope) -> bool:
+        """Wait for a write elsewhere (trio): on an AnyIO event, with the flush
+        task's own cancel scope's deadline set to _IDLE_EXIT for the park only.
+        Return whether a write woke it."""
+        event = Event()
+        self._wake_parked = event.set
+        scope.deadline = current_time() + _IDLE_EXIT
+        try:
+            await event.wait()
+        except get_cancelled_exc_class():
+            if self._lifecycle.state is CLOSED:
+                raise
+
+            return False  # the idle deadline
+
+        scope.deadline = math.inf
+        # The deadline may have passed as the write woke it: the scope is then
+        # cancelled and would cancel the next send, so end here.
+        return not scope.cancel_called
 
     async def _time_out(self, seconds: float) -> None:
         """Break the stream: the wrapped stream took more than ``seconds`` to
@@ -677,15 +818,18 @@ class BufferedByteSendStream(ByteSendStream):
 
     def _wake_flush_task(self) -> None:
         """Wake the parked flush task, or start one if none runs."""
-        self._flush_idle = False
-        if self._wakeup is not None:
-            self._wakeup.set()
-            self._wakeup = None
+        wake = self._wake_parked
+        if wake is not None:
+            self._wake_parked = None
+            self._flush_idle = False
+            wake()
         else:
-            assert self._task_group is not None
-            self._task_group.start_soon(
-                self._flush_task, name=f"drainpipe flush {self!r}"
-            )
+            self._start_flush_task()
+
+    def _start_flush_task(self) -> None:
+        self._flush_idle = False
+        assert self._task_group is not None
+        self._task_group.start_soon(self._flush_task, name=f"drainpipe flush {self!r}")
 
     # -- introspection -----------------------------------------------------------
 

@@ -22,7 +22,13 @@ import os
 import socket
 from typing import TYPE_CHECKING, Any
 
-from anyio import BrokenResourceError, ResourceGuard, TypedAttributeProvider
+from anyio import (
+    BrokenResourceError,
+    CancelScope,
+    ResourceGuard,
+    TypedAttributeProvider,
+    current_time,
+)
 from anyio.abc import SocketAttribute
 from anyio.lowlevel import checkpoint
 
@@ -178,11 +184,21 @@ class SocketWriter:
                 raise BrokenResourceError from exc
 
 
+class SendTimedOut(Exception):
+    """The wrapped stream took longer than ``send_timeout`` to accept a piece."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(seconds)
+        #: the ``send_timeout`` that passed
+        self.seconds = seconds
+
+
 class SendPerPiece:
     """One ``send()`` of the wrapped stream per piece.
 
     :meth:`take` returns the next piece (``None`` if nothing is queued);
-    :meth:`transmit` sends it and returns whether that ended a pause.
+    :meth:`transmit` sends it, within ``send_timeout`` seconds unless ``None``,
+    and returns whether that ended a pause.
     """
 
     __slots__ = ("_lifecycle", "_send", "take")
@@ -194,8 +210,18 @@ class SendPerPiece:
         self._send: Callable[[Any], Any] = send_stream.send
         self._lifecycle = lifecycle
 
-    async def transmit(self, piece: Chunk) -> bool:
-        await self._send(piece)
+    async def transmit(self, piece: Chunk, send_timeout: float | None) -> bool:
+        """:raises SendTimedOut: if the piece was not accepted within
+        ``send_timeout`` seconds"""
+        if send_timeout is None:
+            await self._send(piece)
+        else:
+            with CancelScope(deadline=current_time() + send_timeout) as limit:
+                await self._send(piece)
+
+            if limit.cancelled_caught:
+                raise SendTimedOut(send_timeout)
+
         return self._lifecycle.record_sent(len(piece))
 
 
@@ -205,7 +231,9 @@ class VectoredWrites:
     Bytes count as sent as soon as the socket has them.
 
     :meth:`take` returns the next batch (empty if nothing is queued);
-    :meth:`transmit` hands it over and returns whether that ended a pause.
+    :meth:`transmit` hands it over and returns whether that ended a pause. A
+    ``send_timeout`` bounds each ``send()`` of a piece the socket did not take at
+    once, so it bounds the time without progress, as for :class:`SendPerPiece`.
     """
 
     __slots__ = ("_lifecycle", "_per_piece", "_write_socket", "take")
@@ -222,7 +250,9 @@ class VectoredWrites:
         self._per_piece = per_piece
         self._lifecycle = lifecycle
 
-    async def transmit(self, batch: list[Chunk]) -> bool:
+    async def transmit(self, batch: list[Chunk], send_timeout: float | None) -> bool:
+        """:raises SendTimedOut: if a piece was not accepted within
+        ``send_timeout`` seconds"""
         write_socket = self._write_socket
         record_sent = self._lifecycle.record_sent
         resumed = False
@@ -237,7 +267,7 @@ class VectoredWrites:
             if first < len(batch):
                 # The socket is full (or the stream is closing): let the stream's
                 # send() wait for room, or raise.
-                resumed |= await self._per_piece.transmit(batch[first])
+                resumed |= await self._per_piece.transmit(batch[first], send_timeout)
                 if self._lifecycle.state is CLOSED:
                     return resumed  # closed forcefully: write nothing more
 
