@@ -246,8 +246,24 @@ async def test_an_unbuffered_stream_gaining_a_transport_gets_no_fast_path(
         assert socket_writer(client) is None
 
 
+class EncryptingTransport:
+    """A transport like ``real`` that says it is a TLS one (asyncio's SSL
+    transports answer ``get_extra_info("sslcontext")``)."""
+
+    def __init__(self, real: Any) -> None:
+        self.is_closing = real.is_closing
+        self.get_write_buffer_size = real.get_write_buffer_size
+        self.write = real.write
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return object() if name == "sslcontext" else default
+
+
 @asyncio_only
-@pytest.mark.parametrize("breakage", ["transport renamed", "transport lacks a method"])
+@pytest.mark.parametrize(
+    "breakage",
+    ["transport renamed", "transport lacks a method", "transport encrypts"],
+)
 async def test_a_changed_asyncio_tcp_stream_gets_no_fast_path(breakage: str) -> None:
     async with silent_peer() as (client, _):
         stream: Any = client
@@ -256,8 +272,10 @@ async def test_a_changed_asyncio_tcp_stream_gets_no_fast_path(breakage: str) -> 
         try:
             if breakage == "transport renamed":
                 renamed(stream, "_transport")
-            else:
+            elif breakage == "transport lacks a method":
                 stream._transport = object()
+            else:
+                stream._transport = EncryptingTransport(real)
             assert socket_writer(client) is None
         finally:
             stream._transport = real

@@ -26,7 +26,9 @@ class BufferedByteStream(AnyIOBufferedByteStream):
     (``receive()``, ``receive_exactly()``, ``receive_until()``), a
     :class:`BufferedByteSendStream` for sending.
 
-    Code that takes AnyIO's buffered stream accepts this one. The send side offers
+    Code that takes AnyIO's buffered stream accepts this one once it has been
+    entered (sending before ``async with`` raises :exc:`RuntimeError`, as
+    :class:`BufferedByteSendStream` does). The send side offers
     everything :class:`BufferedByteSendStream` does (:meth:`write`,
     :meth:`writelines`, :meth:`send`, :meth:`send_nowait`, :meth:`drain`,
     :meth:`flush`, :meth:`send_eof`, :meth:`statistics`, :attr:`send_timeout`,

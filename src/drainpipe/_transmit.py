@@ -60,14 +60,21 @@ TRANSPORT = ("anyio._backends._asyncio", "SocketStream")
 
 def _transport_of(stream: object) -> Any:
     """The asyncio transport under AnyIO's asyncio TCP stream (whose raw socket is
-    the transport's own), or ``None`` unless it has every method the writer
-    uses."""
+    the transport's own), or ``None`` unless it has every method the writer uses
+    and is a plain one: bytes written under a TLS transport would skip its
+    encryption."""
     transport = getattr(stream, "_transport", None)
-    methods = ("is_closing", "get_write_buffer_size", "write")
-    if all(callable(getattr(transport, name, None)) for name in methods):
-        return transport
+    methods = ("is_closing", "get_write_buffer_size", "write", "get_extra_info")
+    if not all(callable(getattr(transport, name, None)) for name in methods):
+        return None
 
-    return None
+    assert transport is not None
+    try:
+        encrypted = transport.get_extra_info("sslcontext") is not None
+    except Exception:  # noqa: BLE001 - anything unexpected: no fast path
+        return None
+
+    return None if encrypted else transport
 
 
 def _holds_no_transport(stream: object) -> bool:
