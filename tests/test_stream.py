@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array
+import asyncio
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -1365,3 +1366,33 @@ async def test_the_idle_time_counts_from_the_latest_park(
         await anyio.sleep(0.6)
         assert flush_tasks() == 0
     assert wire.data == b"first second"
+
+
+def test_trio_in_guest_mode_on_an_asyncio_loop_parks_the_trio_way() -> None:
+    # In trio's guest mode the asyncio host loop is running too; the flush task,
+    # a trio task, must not park on one of its futures.
+    trio = pytest.importorskip("trio")
+    data: list[bytes] = []
+
+    async def on_trio() -> None:
+        wire = ScriptedSendStream()
+        with fail_after(5):
+            async with BufferedByteSendStream(wire) as out:
+                out.write(b"hello ")
+                await anyio.sleep(0.05)  # the flush task parks
+                out.write(b"world")
+                await out.flush()
+        data.append(wire.data)
+
+    async def host() -> None:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Any] = loop.create_future()
+        trio.lowlevel.start_guest_run(
+            on_trio,
+            run_sync_soon_threadsafe=loop.call_soon_threadsafe,
+            done_callback=done.set_result,
+        )
+        (await done).unwrap()
+
+    asyncio.run(host())
+    assert data == [b"hello world"]

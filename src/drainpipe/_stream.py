@@ -130,8 +130,14 @@ class _LoopParking:
 
 
 def _running_asyncio_loop() -> Any:
-    """The running asyncio (or uvloop) event loop, or ``None`` (trio). asyncio is
-    not imported for this: if it is not imported, no asyncio loop runs."""
+    """The running asyncio (or uvloop) event loop, or ``None`` (trio). Neither is
+    imported for this: if one is not imported, it does not run. Trio comes first:
+    in guest mode on an asyncio loop that loop is running too, but trio's tasks
+    cannot await its futures."""
+    trio = sys.modules.get("trio")
+    if trio is not None and trio.lowlevel.in_trio_run():
+        return None
+
     asyncio = sys.modules.get("asyncio")
     if asyncio is None:
         return None
