@@ -21,8 +21,8 @@ from sphinx.deprecation import RemovedInSphinx10Warning
 sys.path.insert(0, str(Path(__file__).parent / "_ext"))
 
 # sphinx-autodoc-typehints 3.6.1, the newest, calls an API that Sphinx 9 deprecates,
-# once per docstring: 53 lines that are not ours to fix and would bury a warning
-# that is. Only that plugin's deprecation warnings are silenced.
+# once per docstring: lines that are not ours to fix and would bury a warning that
+# is. Only that plugin's deprecation warnings are silenced.
 warnings.filterwarnings(
     "ignore", category=RemovedInSphinx10Warning, module="sphinx_autodoc_typehints"
 )

@@ -62,7 +62,8 @@ _POLLS_BEFORE_PARKING = 3
 _BUSY_LOOP = 0.000_2
 
 #: Seconds. A flush task parked this long ends, and the next write starts a new
-#: one: a parked task and what it waits on cost a stream about 5 KiB. A
+#: one: a parked task and what it waits on are most of what an idle stream would
+#: hold (the idle scenario of the performance page measures it). A
 #: request/response exchange parks and wakes the flush task once per request, so
 #: the timer must cost little there. On asyncio (and uvloop) the task waits on a
 #: bare future of the running loop, cheaper than an AnyIO event, and one loop

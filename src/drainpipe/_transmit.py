@@ -6,9 +6,9 @@
   :func:`os.writev` straight to the socket under one of AnyIO's own socket
   streams, falling back to the stream's ``send()`` whenever the socket is full.
   AnyIO's streams have no vectored send, and on loopback TCP a system call costs
-  about as much as the kernel copying 64 KiB, so writing several queued pieces per
-  call is what makes large messages as fast as direct sends (see the performance
-  page).
+  about as much as the kernel copying a large message, so writing several queued
+  pieces per call is what makes large messages as fast as direct sends (the
+  figures are on the performance page).
 
 The vectored path depends on private attributes of AnyIO's stream classes. It is
 chosen only when every probe in :func:`socket_writer` succeeds; anything missing
