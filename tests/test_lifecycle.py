@@ -81,6 +81,14 @@ ALLOWED: dict[str, dict[State, type[BaseException] | None]] = {
     "check_waitable": WHILE_OPEN_OR_HALF_CLOSED,
     "check_woken": WHILE_OPEN_OR_HALF_CLOSED,
     "check_woken_writable": WHILE_OPEN,
+    "check_not_ended": {
+        State.NEW: None,
+        State.OPEN: None,
+        State.EOF: None,
+        State.CLOSING: None,
+        State.CLOSED: ClosedResourceError,
+        State.BROKEN: BrokenResourceError,
+    },
 }
 
 

@@ -79,6 +79,23 @@ def water_marks(high_water: object, low_water: object | None) -> tuple[int, int]
     return _check_water_marks(high_water, low_water)
 
 
+def check_send_timeout(send_timeout: object) -> float | None:
+    """Validate a ``send_timeout`` (seconds above 0, or ``None``)."""
+    if send_timeout is None:
+        return None
+
+    if not isinstance(send_timeout, (int, float)) or isinstance(send_timeout, bool):
+        raise TypeError(
+            f"send_timeout must be a number of seconds or None, "
+            f"not {type(send_timeout).__name__}"
+        )
+
+    if not send_timeout > 0:  # NaN included
+        raise ValueError(f"send_timeout must be > 0 seconds, got {send_timeout!r}")
+
+    return float(send_timeout)
+
+
 def skip_written(batch: list[Chunk], first: int, written: int) -> int:
     """Account for ``written`` bytes of ``batch[first:]`` having gone out: return
     the index of the first piece not wholly written (``len(batch)`` if none), and

@@ -231,6 +231,12 @@ class Lifecycle:
         if self.state is not OPEN and self.state is not EOF:
             self.raise_unusable()
 
+    def check_not_ended(self) -> None:
+        """Allow waiting for bytes to be sent (``flush()``, ``send_eof()``,
+        ``aclose()``) unless the stream broke or closed."""
+        if self.state is BROKEN or self.state is CLOSED:
+            self.raise_unusable()
+
     def check_woken(self) -> None:
         """After a wait: raise if the stream broke or closed meanwhile."""
         if self.state is not OPEN and self.state is not EOF:

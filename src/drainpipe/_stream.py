@@ -27,8 +27,8 @@ from anyio.abc import ByteSendStream, SocketStream
 from anyio.lowlevel import checkpoint
 
 from ._checkpoints import wait
-from ._core import DEFAULT_HIGH_WATER, SendBuffer
-from ._lifecycle import BROKEN, CLOSED, OPEN, CloseAction, Lifecycle, Waiters
+from ._core import DEFAULT_HIGH_WATER, SendBuffer, check_send_timeout
+from ._lifecycle import CLOSED, OPEN, CloseAction, Lifecycle, Waiters
 from ._transmit import SendTimedOut, choose_transmit
 
 if TYPE_CHECKING:
@@ -174,23 +174,6 @@ def _snapshot(data: Buffer) -> bytes:
 
     with view:
         return view.tobytes()
-
-
-def check_send_timeout(send_timeout: object) -> float | None:
-    """Validate a ``send_timeout`` (seconds above 0, or ``None``)."""
-    if send_timeout is None:
-        return None
-
-    if not isinstance(send_timeout, (int, float)) or isinstance(send_timeout, bool):
-        raise TypeError(
-            f"send_timeout must be a number of seconds or None, "
-            f"not {type(send_timeout).__name__}"
-        )
-
-    if not send_timeout > 0:  # NaN included
-        raise ValueError(f"send_timeout must be > 0 seconds, got {send_timeout!r}")
-
-    return float(send_timeout)
 
 
 @dataclass(frozen=True)
@@ -494,8 +477,7 @@ class BufferedByteSendStream(ByteSendStream):
         :raises RuntimeError: if the stream has not been entered with
             ``async with``
         """
-        if self._lifecycle.state is not OPEN:
-            self._lifecycle.raise_unusable()
+        self._lifecycle.check_writable()
 
         chunks = [_snapshot(item) for item in data]
         enqueue = self._buffer.enqueue
@@ -660,9 +642,7 @@ class BufferedByteSendStream(ByteSendStream):
     async def _wait_sent(self, target: int) -> None:
         """Wait until ``bytes_sent`` reaches ``target``."""
         lifecycle = self._lifecycle
-        if lifecycle.state is BROKEN or lifecycle.state is CLOSED:
-            lifecycle.raise_unusable()
-
+        lifecycle.check_not_ended()
         if self._buffer.bytes_sent >= target:
             return
 
@@ -695,8 +675,7 @@ class BufferedByteSendStream(ByteSendStream):
         :raises RuntimeError: if the stream has not been entered with
             ``async with``
         """
-        if self._lifecycle.state is not OPEN:
-            self._lifecycle.raise_unusable()
+        self._lifecycle.check_writable()
 
         half_close: Callable[[], Any] | None = getattr(
             self.send_stream, "send_eof", None

@@ -48,7 +48,8 @@ from anyio.streams.stapled import MultiListener
 from anyio.streams.tls import TLSAttribute, TLSStream
 
 from ._checkpoints import wait
-from ._stream import BufferedByteSendStream, check_send_timeout
+from ._core import check_send_timeout
+from ._stream import BufferedByteSendStream
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
