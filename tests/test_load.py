@@ -31,7 +31,7 @@ from anyio.abc import ByteSendStream, SocketAttribute
 from anyio.lowlevel import checkpoint
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-import drainpipe._stream
+import drainpipe._parking
 from drainpipe import BufferedByteSendStream
 from drainpipe._bench import idle_bytes
 from drainpipe.testing import ScriptedSendStream
@@ -372,9 +372,9 @@ class Discard(ByteSendStream):
 async def test_streams_that_wrote_and_went_idle_give_their_flush_task_back(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # A parked flush task costs about 5 KiB a stream; once idle for _IDLE_EXIT it
+    # A parked flush task costs about 5 KiB a stream; once idle for IDLE_EXIT it
     # ends, and each of 200 streams keeps less than 1 KiB of what writing grew.
-    monkeypatch.setattr(drainpipe._stream, "_IDLE_EXIT", 0.01)
+    monkeypatch.setattr(drainpipe._parking, "IDLE_EXIT", 0.01)
     async with AsyncExitStack() as stack:
         streams = [
             await stack.enter_async_context(BufferedByteSendStream(Discard()))

@@ -41,7 +41,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-import drainpipe._stream
+import drainpipe._parking
 from drainpipe import BufferedByteSendStream
 from drainpipe._core import (
     DEFAULT_HIGH_WATER,
@@ -691,7 +691,7 @@ def test_random_operations_keep_the_contract(
         event("the flush task ends whenever it parks")
     with pytest.MonkeyPatch.context() as monkeypatch:
         if idle_exit_now:
-            monkeypatch.setattr(drainpipe._stream, "_IDLE_EXIT", 0.0)
+            monkeypatch.setattr(drainpipe._parking, "IDLE_EXIT", 0.0)
         anyio.run(
             run_operations, operations, *marks, backend=backend, backend_options=options
         )

@@ -23,6 +23,7 @@ from anyio import (
 )
 from anyio.streams.stapled import StapledObjectStream
 
+import drainpipe._parking
 import drainpipe._stream
 from drainpipe import BufferedByteSendStream, BufferStatistics
 from drainpipe.testing import ScriptedSendStream, buffered_scripted_stream, settle
@@ -1276,7 +1277,7 @@ async def test_aclose_right_after_the_first_write_sends_it() -> None:
 async def test_an_idle_flush_task_ends_and_the_next_write_starts_another(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(drainpipe._stream, "_IDLE_EXIT", 0.05)
+    monkeypatch.setattr(drainpipe._parking, "IDLE_EXIT", 0.05)
     rounds = count_flush_task_rounds(monkeypatch)
     async with buffered_scripted_stream() as (out, wire):
         out.write(b"before ")
@@ -1297,7 +1298,7 @@ async def test_writes_racing_a_flush_task_that_ends_are_all_sent(
 ) -> None:
     # A flush task that ends as soon as (or soon after) it parks: writes keep
     # arriving as it ends, and none may be left without a flush task.
-    monkeypatch.setattr(drainpipe._stream, "_IDLE_EXIT", idle_exit)
+    monkeypatch.setattr(drainpipe._parking, "IDLE_EXIT", idle_exit)
     async with buffered_scripted_stream(high_water=50) as (out, wire):
         for number in range(300):
             out.write(b"%d," % number)
@@ -1354,7 +1355,7 @@ async def test_the_idle_time_counts_from_the_latest_park(
 ) -> None:
     # One timer serves every park on asyncio: when it fires during a park that
     # began later, it waits for that park's own idle time instead of ending it.
-    monkeypatch.setattr(drainpipe._stream, "_IDLE_EXIT", 0.3)
+    monkeypatch.setattr(drainpipe._parking, "IDLE_EXIT", 0.3)
     async with buffered_scripted_stream() as (out, wire):
         out.write(b"first ")
         await out.flush()  # parks at about 0 s: its idle time would end at 0.3 s

@@ -6,10 +6,8 @@ only *when* to wait, wake and close.
 
 from __future__ import annotations
 
-import math
 import sys
 from dataclasses import dataclass
-from functools import partial
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +19,6 @@ from anyio import (
     aclose_forcefully,
     create_task_group,
     current_time,
-    get_cancelled_exc_class,
 )
 from anyio.abc import ByteSendStream, SocketStream
 from anyio.lowlevel import checkpoint
@@ -29,6 +26,7 @@ from anyio.lowlevel import checkpoint
 from ._checkpoints import wait
 from ._core import DEFAULT_HIGH_WATER, SendBuffer, check_send_timeout
 from ._lifecycle import CLOSED, OPEN, CloseAction, Lifecycle, Waiters
+from ._parking import parking_for
 from ._transmit import SendTimedOut, choose_transmit
 
 if TYPE_CHECKING:
@@ -60,93 +58,6 @@ _POLLS_BEFORE_PARKING = 3
 #: message at a time to each of 1,000 streams cost 6.0 us per message on asyncio
 #: before polling, 10.5 us with polling after every send, 6.2 us with this limit.
 _BUSY_LOOP = 0.000_2
-
-#: Seconds. A flush task parked this long ends, and the next write starts a new
-#: one: a parked task and what it waits on are most of what an idle stream would
-#: hold (the idle scenario of the performance page measures it). A
-#: request/response exchange parks and wakes the flush task once per request, so
-#: the timer must cost little there. On asyncio (and uvloop) the task waits on a
-#: bare future of the running loop, cheaper than an AnyIO event, and one loop
-#: timer serves every park (_LoopParking); on trio on an AnyIO event, with its own
-#: cancel scope's deadline set for the park and lifted after.
-_IDLE_EXIT = 1.0
-
-
-def _resolve(future: Any, woken: bool) -> None:
-    """Wake a flush task parked on ``future`` (a write, or its idle timer)."""
-    if not future.done():
-        future.set_result(woken)
-
-
-class _LoopParking:
-    """How a flush task parks on asyncio (and uvloop): on a bare future of the
-    running loop, resolved ``True`` by a write or ``False`` once it has been parked
-    for _IDLE_EXIT seconds. One loop timer at a time serves every park: it is set
-    when none is pending and, when it fires, ends a park that has lasted long
-    enough or is set again for the park under way, so a park costs no timer of its
-    own."""
-
-    __slots__ = ("_future", "_loop", "_parked_at", "_timer")
-
-    def __init__(self, loop: Any) -> None:
-        self._loop = loop
-        self._future: Any = None
-        self._parked_at = 0.0
-        self._timer: Any = None
-
-    def prepare(self) -> Callable[[], None]:
-        """Start a park; return what wakes it."""
-        loop = self._loop
-        future = self._future = loop.create_future()
-        self._parked_at = loop.time()
-        if self._timer is None:
-            self._timer = loop.call_at(self._parked_at + _IDLE_EXIT, self._check)
-        return partial(_resolve, future, True)
-
-    async def wait(self) -> bool:
-        """Wait until a write wakes the flush task (``True``) or it has been idle
-        for _IDLE_EXIT seconds (``False``)."""
-        try:
-            return bool(await self._future)
-        finally:
-            self._future = None
-
-    def _check(self) -> None:
-        self._timer = None
-        future = self._future
-        if future is None or future.done():
-            return  # not parked: the next park sets the timer again
-
-        due = self._parked_at + _IDLE_EXIT
-        if self._loop.time() >= due:
-            _resolve(future, False)
-        else:
-            self._timer = self._loop.call_at(due, self._check)
-
-    def stop(self) -> None:
-        """The flush task ends: no timer may outlive it."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-
-def _running_asyncio_loop() -> Any:
-    """The running asyncio (or uvloop) event loop, or ``None`` (trio). Neither is
-    imported for this: if one is not imported, it does not run. Trio comes first:
-    in guest mode on an asyncio loop that loop is running too, but trio's tasks
-    cannot await its futures."""
-    trio = sys.modules.get("trio")
-    if trio is not None and trio.lowlevel.in_trio_run():
-        return None
-
-    asyncio = sys.modules.get("asyncio")
-    if asyncio is None:
-        return None
-
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
 
 
 def _accepts_any_buffer(send_stream: object) -> bool:
@@ -311,7 +222,7 @@ class BufferedByteSendStream(ByteSendStream):
         # The running flush task's cancel scope; None while no flush task runs.
         self._flush_scope: CancelScope | None = None
         # Whether a write must wake the flush task (it is parked) or start one (none
-        # runs): the first write starts it, and it ends when idle (_IDLE_EXIT).
+        # runs): the first write starts it, and it ends when idle (_parking.py).
         self._flush_idle = True
         # Wakes the parked flush task; None unless it is parked.
         self._wake_parked: Callable[[], object] | None = None
@@ -713,7 +624,7 @@ class BufferedByteSendStream(ByteSendStream):
         lifecycle = self._lifecycle
         polls = 0
         # Shielded: only _close_now() stops the flush task (and its own idle
-        # deadline on trio, see _IDLE_EXIT). A cancellation of the code around the
+        # deadline on trio, see _parking.py). A cancellation of the code around the
         # block must leave it running, or a shielded flush() or aclose() in that
         # code's cleanup would wait for it for ever.
         with CancelScope(shield=True) as scope:
@@ -721,8 +632,7 @@ class BufferedByteSendStream(ByteSendStream):
                 return  # closed between the write that started it and now
 
             self._flush_scope = scope
-            loop = _running_asyncio_loop()
-            parking = None if loop is None else _LoopParking(loop)
+            parking = parking_for(scope, lifecycle)
             ended_idle = False
             try:
                 while True:
@@ -735,13 +645,9 @@ class BufferedByteSendStream(ByteSendStream):
                             continue
 
                         self._flush_idle = True
-                        if parking is not None:
-                            self._wake_parked = parking.prepare()
-                            woken = await parking.wait()
-                        else:
-                            woken = await self._park_with_deadline(scope)
-                        if not woken:
-                            ended_idle = True  # see _IDLE_EXIT
+                        self._wake_parked = parking.prepare()
+                        if not await parking.wait():
+                            ended_idle = True  # idle for IDLE_EXIT: see _parking.py
                             break
 
                         continue
@@ -763,33 +669,12 @@ class BufferedByteSendStream(ByteSendStream):
             finally:
                 self._flush_scope = None
                 self._wake_parked = None
-                if parking is not None:
-                    parking.stop()
+                parking.stop()
 
         # A write that came as it ended idle found it still parked and only woke
         # it: start a new flush task for that write.
         if ended_idle and (not self._flush_idle or self._buffer.has_queued):
             self._start_flush_task()
-
-    async def _park_with_deadline(self, scope: CancelScope) -> bool:
-        """Wait for a write elsewhere (trio): on an AnyIO event, with the flush
-        task's own cancel scope's deadline set to _IDLE_EXIT for the park only.
-        Return whether a write woke it."""
-        event = Event()
-        self._wake_parked = event.set
-        scope.deadline = current_time() + _IDLE_EXIT
-        try:
-            await event.wait()
-        except get_cancelled_exc_class():
-            if self._lifecycle.state is CLOSED:
-                raise
-
-            return False  # the idle deadline
-
-        scope.deadline = math.inf
-        # The deadline may have passed as the write woke it: the scope is then
-        # cancelled and would cancel the next send, so end here.
-        return not scope.cancel_called
 
     async def _time_out(self, seconds: float) -> None:
         """Break the stream: the wrapped stream took more than ``seconds`` to
