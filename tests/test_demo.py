@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import io
-import subprocess
-import sys
 from typing import TYPE_CHECKING
 
 import drainpipe
@@ -76,14 +74,3 @@ def test_version_is_the_package_metadata(capsys: pytest.CaptureFixture[str]) -> 
     assert main(["--version"]) == 0
     assert capsys.readouterr().out == f"drainpipe {drainpipe.__version__}\n"
     assert drainpipe.__version__ == importlib.metadata.version("drainpipe")
-
-
-def test_importing_drainpipe_imports_no_ssl_asyncio_or_subprocess() -> None:
-    code = (
-        "import sys, drainpipe; "
-        "print(sorted({'ssl', 'asyncio', 'subprocess'} & set(sys.modules)))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert result.stdout == "[]\n"

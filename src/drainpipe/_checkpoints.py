@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from anyio.lowlevel import checkpoint_if_cancelled
+import anyio
 
 if TYPE_CHECKING:
     from anyio import Event
@@ -22,4 +22,4 @@ async def wait(event: Event) -> None:
     """Wait until ``event`` is set, then raise a cancellation that is pending by
     then, even if the event was set first."""
     await event.wait()
-    await checkpoint_if_cancelled()
+    await anyio.lowlevel.checkpoint_if_cancelled()

@@ -23,14 +23,14 @@ import sys
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from anyio import Event, current_time, get_cancelled_exc_class
+import anyio
 
 from ._lifecycle import CLOSED
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from anyio import CancelScope
+    from anyio import CancelScope, Event
 
     from ._lifecycle import Lifecycle
 
@@ -103,15 +103,15 @@ class DeadlineParking:
         self._event: Event | None = None
 
     def prepare(self) -> Callable[[], None]:
-        event = self._event = Event()
-        self._scope.deadline = current_time() + IDLE_EXIT
+        event = self._event = anyio.Event()
+        self._scope.deadline = anyio.current_time() + IDLE_EXIT
         return event.set
 
     async def wait(self) -> bool:
         assert self._event is not None
         try:
             await self._event.wait()
-        except get_cancelled_exc_class():
+        except anyio.get_cancelled_exc_class():
             if self._lifecycle.state is CLOSED:
                 raise  # closed: not the idle deadline
 

@@ -11,17 +11,12 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from anyio import (
-    BrokenResourceError,
-    CancelScope,
-    Event,
-    WouldBlock,
-    aclose_forcefully,
-    create_task_group,
-    current_time,
-)
-from anyio.abc import ByteSendStream, SocketStream
-from anyio.lowlevel import checkpoint
+# AnyIO loads its names lazily: the ones used here only once a stream exists are
+# looked up as ``anyio.<name>`` at run time, so ``import drainpipe`` does not load
+# AnyIO's task, synchronization, socket and low-level modules (see test_demo.py).
+import anyio
+from anyio import BrokenResourceError, WouldBlock
+from anyio.abc import ByteSendStream
 
 from ._checkpoints import wait
 from ._core import DEFAULT_HIGH_WATER, SendBuffer, check_send_timeout
@@ -33,6 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
     from types import TracebackType
 
+    from anyio import CancelScope, Event
     from anyio.abc import AnyByteSendStream, TaskGroup
     from typing_extensions import Buffer, Self
 
@@ -64,7 +60,7 @@ def _accepts_any_buffer(send_stream: object) -> bool:
     """Whether ``send_stream`` is a socket or TLS stream, which take any bytes-like
     object. A TLS stream exists only once ``anyio.streams.tls`` (and with it
     :mod:`ssl`) has been imported, so it is not imported here for this check."""
-    if isinstance(send_stream, SocketStream):
+    if isinstance(send_stream, anyio.abc.SocketStream):
         return True
 
     tls = sys.modules.get("anyio.streams.tls")
@@ -213,7 +209,7 @@ class BufferedByteSendStream(ByteSendStream):
             slice_large=_accepts_any_buffer(send_stream),
         )
         self._enqueue = buffer.enqueue
-        self._waiters: Waiters[Event] = Waiters(Event)
+        self._waiters: Waiters[Event] = Waiters(anyio.Event)
         self._lifecycle = Lifecycle(buffer, self._waiters, type(self).__name__)
         self._transmit = choose_transmit(
             send_stream, buffer, self._lifecycle, vectored=vectored
@@ -239,7 +235,7 @@ class BufferedByteSendStream(ByteSendStream):
     async def __aenter__(self) -> Self:
         self._lifecycle.enter()
         try:
-            task_group = create_task_group()
+            task_group = anyio.create_task_group()
             await task_group.__aenter__()
         except BaseException:
             self._lifecycle.close()
@@ -280,7 +276,7 @@ class BufferedByteSendStream(ByteSendStream):
         lifecycle = self._lifecycle
         action = lifecycle.begin_close()
         if action is CloseAction.NOTHING:
-            await checkpoint()
+            await anyio.lowlevel.checkpoint()
         elif action is CloseAction.CLOSE_WRAPPED:
             await self.send_stream.aclose()
         elif action is CloseAction.WAIT_FOR_CLOSE:
@@ -319,11 +315,11 @@ class BufferedByteSendStream(ByteSendStream):
             await self.send_stream.aclose()
             return
 
-        with CancelScope(deadline=current_time() + seconds) as limit:
+        with anyio.CancelScope(deadline=anyio.current_time() + seconds) as limit:
             await self.send_stream.aclose()
 
         if limit.cancelled_caught:
-            await aclose_forcefully(self.send_stream)
+            await anyio.aclose_forcefully(self.send_stream)
             raise BrokenResourceError(
                 "the wrapped stream's close took longer than send_timeout"
             ) from TimeoutError(
@@ -335,7 +331,7 @@ class BufferedByteSendStream(ByteSendStream):
         """Drop the buffer, stop the flush task, wake every waiter and close the
         wrapped stream at once."""
         self._close_now()
-        await aclose_forcefully(self.send_stream)
+        await anyio.aclose_forcefully(self.send_stream)
 
     def _close_now(self) -> None:
         """Drop the buffer, stop the flush task and wake every waiter."""
@@ -547,7 +543,7 @@ class BufferedByteSendStream(ByteSendStream):
         """
         self._lifecycle.check_waitable()
         target = self._buffer.bytes_written
-        await checkpoint()
+        await anyio.lowlevel.checkpoint()
         await self._wait_sent(target)
 
     async def _wait_sent(self, target: int) -> None:
@@ -597,7 +593,7 @@ class BufferedByteSendStream(ByteSendStream):
                 f"it cannot be half-closed"
             )
 
-        await checkpoint()
+        await anyio.lowlevel.checkpoint()
         buffer = self._buffer
         while buffer.bytes_sent < buffer.bytes_written:
             await self._wait_sent(buffer.bytes_written)
@@ -627,7 +623,7 @@ class BufferedByteSendStream(ByteSendStream):
         # deadline on trio, see _parking.py). A cancellation of the code around the
         # block must leave it running, or a shielded flush() or aclose() in that
         # code's cleanup would wait for it for ever.
-        with CancelScope(shield=True) as scope:
+        with anyio.CancelScope(shield=True) as scope:
             if lifecycle.state is CLOSED:
                 return  # closed between the write that started it and now
 
@@ -641,7 +637,7 @@ class BufferedByteSendStream(ByteSendStream):
                         if polls:
                             # See _POLLS_BEFORE_PARKING.
                             polls -= 1
-                            await checkpoint()
+                            await anyio.lowlevel.checkpoint()
                             continue
 
                         self._flush_idle = True
@@ -685,7 +681,7 @@ class BufferedByteSendStream(ByteSendStream):
                 f"(send_timeout)"
             )
         )
-        await aclose_forcefully(self.send_stream)
+        await anyio.aclose_forcefully(self.send_stream)
 
     def _wake_flush_task(self) -> None:
         """Wake the parked flush task, or start one if none runs."""

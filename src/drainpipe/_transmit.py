@@ -19,18 +19,12 @@ or unexpected means :class:`SendPerPiece`. Each assumption has a named test in
 from __future__ import annotations
 
 import os
-import socket
 from typing import TYPE_CHECKING, Any
 
-from anyio import (
-    BrokenResourceError,
-    CancelScope,
-    ResourceGuard,
-    TypedAttributeProvider,
-    current_time,
-)
-from anyio.abc import SocketAttribute
-from anyio.lowlevel import checkpoint
+# Names AnyIO loads lazily are looked up as ``anyio.<name>`` when a stream is
+# wrapped or sends, not when drainpipe is imported (see _stream.py).
+import anyio
+from anyio import BrokenResourceError
 
 from ._core import skip_written
 from ._lifecycle import CLOSED
@@ -38,6 +32,7 @@ from ._lifecycle import CLOSED
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from anyio import ResourceGuard, TypedAttributeProvider
     from anyio.abc import AnyByteSendStream
 
     from ._core import Chunk, SendBuffer
@@ -119,15 +114,18 @@ def socket_writer(
     # makes the writer raise BusyResourceError, as a second send() would, instead
     # of writing into the middle of that task's bytes.
     send_guard = getattr(stream, "_send_guard", None)
-    if not isinstance(send_guard, ResourceGuard):
+    if not isinstance(send_guard, anyio.ResourceGuard):
         return None
 
     try:
-        raw_socket = stream.extra(SocketAttribute.raw_socket)
+        raw_socket = stream.extra(anyio.abc.SocketAttribute.raw_socket)
     except Exception:  # noqa: BLE001 - anything unexpected: no fast path
         return None
 
-    # On asyncio this is the transport's socket wrapper, not a socket.socket.
+    # On asyncio this is the transport's socket wrapper, not a socket.socket. The
+    # stream is one of AnyIO's socket streams, so the socket module is loaded.
+    import socket
+
     if getattr(raw_socket, "type", None) != socket.SOCK_STREAM or not callable(
         getattr(raw_socket, "fileno", None)
     ):
@@ -223,7 +221,9 @@ class SendPerPiece:
         if send_timeout is None:
             await self._send(piece)
         else:
-            with CancelScope(deadline=current_time() + send_timeout) as limit:
+            with anyio.CancelScope(
+                deadline=anyio.current_time() + send_timeout
+            ) as limit:
                 await self._send(piece)
 
             if limit.cancelled_caught:
@@ -282,7 +282,7 @@ class VectoredWrites:
                 waited = True
 
         if not waited:
-            await checkpoint()
+            await anyio.lowlevel.checkpoint()
 
         return resumed
 
