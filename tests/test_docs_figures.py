@@ -1,0 +1,100 @@
+"""Every figure in the documentation and the README is what the committed data says.
+
+``docs/figures.py`` renders the Markdown that the pages include, and the README's
+figures block, from the JSON under ``docs/_static``; these tests render them again
+and compare. When one fails, run ``make figures`` (or ``make plots`` for new runs)
+and commit what it writes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.test_docs_snippets import load
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+STATIC = DOCS / "_static"
+STALE = "stale: run `make figures` and commit what it writes"
+
+
+figures = load(DOCS / "figures.py")
+INCLUDES = figures.includes()
+
+#: The page that shows each include file.
+SHOWN_BY = {
+    "bench_small.md": "performance.md",
+    "bench_large.md": "performance.md",
+    "bench_tls.md": "performance.md",
+    "bench_latency.md": "performance.md",
+    "bench_memory.md": "performance.md",
+    "bench_targets.md": "performance.md",
+    "idle.md": "performance.md",
+    "overhead.md": "performance.md",
+    "scale.md": "guarantees.md",
+    "tests.md": "guarantees.md",
+    "lifecycle.md": "errors.md",
+}
+
+
+@pytest.mark.parametrize("name", sorted(INCLUDES))
+def test_the_committed_include_is_what_its_data_says(name: str) -> None:
+    committed = (STATIC / name).read_text(encoding="utf-8")
+    assert committed == INCLUDES[name](), f"docs/_static/{name} is {STALE}"
+
+
+@pytest.mark.parametrize("name", sorted(INCLUDES))
+def test_every_include_is_shown_by_its_page(name: str) -> None:
+    page = (DOCS / SHOWN_BY[name]).read_text(encoding="utf-8")
+    assert f"{{include}} _static/{name}" in page
+
+
+def test_the_readme_figures_are_what_the_benchmark_json_says() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert figures.README_BEGIN in readme
+    assert readme == figures.readme(), f"README.md's figures block is {STALE}"
+
+
+def test_the_test_counts_are_those_of_the_suite() -> None:
+    committed = json.loads((STATIC / "tests.json").read_text(encoding="utf-8"))
+    assert committed == figures.count_tests(), f"docs/_static/tests.json is {STALE}"
+
+
+def test_the_lifecycle_table_is_the_one_the_state_test_checks() -> None:
+    from tests import test_bad_input
+
+    table = figures.lifecycle_table(test_bad_input.STATES, test_bad_input.EXPECTED)
+    assert (STATIC / "lifecycle.md").read_text(encoding="utf-8") == table
+
+
+def without_generated_and_code(text: str) -> str:
+    """The prose of a page: no code, no include, no README figures block."""
+    text = re.sub(r"```.*?```", "", text, flags=re.DOTALL)
+    text = re.sub(r"`[^`\n]*`", "", text)
+    text = re.sub(r"\([^)\s]*\)", "", text)  # link targets
+    text = text.replace("SHA-256", "SHA")
+    begin, end = figures.README_BEGIN, figures.README_END
+    if begin in text:
+        text = text[: text.index(begin)] + text[text.index(end) :]
+    return text
+
+
+#: Numbers that the prose may state: single digits (the scenarios' numbers, "0, 1,
+#: 2, … checkpoints"), constants of the API (the default ``high_water`` of 64 KiB,
+#: the 256 KiB and 16 KiB of the flush task's pieces, the messages of 64 KiB and
+#: 1 MiB that the scenarios are about) and the AnyIO versions of the hazard.
+ALLOWED = re.compile(r"^(?:\d|3\.10|64 KiB|256 KiB|16 KiB|1 MiB|4\.(?:15|16))$")
+MEASURED = re.compile(r"\d[\d,.]*(?:\s?(?:%|µs|ns|ms|s|KiB|MiB|MB|B)\b)?")
+
+
+@pytest.mark.parametrize("page", ["performance.md", "guarantees.md", "README.md"])
+def test_no_measured_number_is_typed_into_the_prose(page: str) -> None:
+    path = ROOT / page if page == "README.md" else DOCS / page
+    prose = without_generated_and_code(path.read_text(encoding="utf-8"))
+    numbers = (number.strip().rstrip(".,") for number in MEASURED.findall(prose))
+    typed = [number for number in numbers if not ALLOWED.match(number)]
+    assert typed == [], "numbers belong in the data files, rendered by make figures"
