@@ -103,6 +103,7 @@ plots: $(VENV)/.plots
 	$(BIN)/python docs/bench_plot.py docs/_static/bench.json
 	$(BIN)/python -m drainpipe bench --quick --scenarios idle --json docs/_static/idle.json
 	$(BIN)/python docs/overhead.py --json docs/_static/overhead.json
+	$(BIN)/python docs/checkpoint_cost.py --json docs/_static/checkpoint_cost.json
 	rm -f docs/_static/scale.json
 	DRAINPIPE_SCALE_REPORT=docs/_static/scale.json \
 	  $(BIN)/python -m pytest -m slow -p no:randomly tests/test_scale.py

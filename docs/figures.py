@@ -6,17 +6,17 @@ block that this script rewrites. ``make figures`` runs it; ``make plots`` runs t
 benchmark and the scale test first. ``tests/test_docs_figures.py`` checks that the
 committed files are what this script makes of the committed JSON.
 
-========================  ==================================  ==========================
-written                   from                                shown by
-========================  ==================================  ==========================
-``_static/bench_*.md``    ``_static/bench.json``              ``performance.md``
-``_static/idle.md``       ``_static/idle.json``               ``performance.md``
-``_static/overhead.md``   ``_static/overhead.json``           ``performance.md``
-``_static/scale.md``      ``_static/scale.json``              ``guarantees.md``
-``_static/tests.md``      ``_static/tests.json``              ``guarantees.md``
-``_static/lifecycle.md``  ``tests/test_bad_input.py``         ``errors.md``
-README's figures block    ``_static/bench.json``              ``README.md``
-========================  ==================================  ==========================
+* ``_static/bench_*.md`` from ``_static/bench.json``, for ``performance.md``;
+* ``_static/idle.md`` from ``_static/idle.json``, for ``performance.md``;
+* ``_static/overhead.md`` from ``_static/overhead.json``, for ``performance.md``;
+* ``_static/checkpoint_cost.md`` from ``_static/checkpoint_cost.json``, for
+  ``which-call.md``;
+* ``_static/scale.md`` from ``_static/scale.json``, for ``guarantees.md``;
+* ``_static/tests.md`` from ``_static/tests.json`` (the suite, collected), for
+  ``guarantees.md``;
+* ``_static/lifecycle.md`` from the expectations of ``tests/test_bad_input.py``, for
+  ``errors.md``;
+* the README's figures block from ``_static/bench.json``.
 
 A benchmark row marked as the interpreter's ceiling (``"ceiling": true``,
 ``"kind": "ceiling"``, or a name starting with ``ceiling``) is shown as such, and a ``ceiling_pct`` field, where
@@ -443,6 +443,28 @@ def overhead_table(results: Results) -> str:
     return render(caption, header, "l" + "r" * (len(header) - 1), body, results)
 
 
+def checkpoint_cost_table(results: Results) -> str:
+    """``docs/checkpoint_cost.py --json``: ``write()`` + ``drain()`` as shipped, and
+    with a checkpoint after every call."""
+    body = [
+        [
+            row["backend"],
+            f"{row['as_shipped']:,.0f} msg/s",
+            f"{row['checkpoint_per_call']:,.0f} msg/s",
+            ratio(row["as_shipped"] / row["checkpoint_per_call"]),
+        ]
+        for row in results["rows"]
+    ]
+    caption = (
+        f"{results['count']:,} messages of {results['size']} B over loopback TCP, "
+        f"best of {results['best_of']} rounds."
+    )
+    header = ["backend", "as shipped", "with a checkpoint per call", "slower by"]
+    lines = [caption, "", *table(header, "lrrr", body), ""]
+    lines.append(f"`{results['command']}` on {machine(results)}.")
+    return "\n".join(lines) + "\n"
+
+
 # -- guarantees -------------------------------------------------------------------
 
 
@@ -624,6 +646,24 @@ def replace_block(text: str, block: str) -> str:
 # -- writing ------------------------------------------------------------------------
 
 
+def save_run(argv: list[str], script: str, **figures: Any) -> None:
+    """Write a measuring script's figures, with the machine and the command line,
+    to the file that follows ``--json`` in ``argv``, if it is there."""
+    from drainpipe._bench import machine as this_machine
+
+    if argv[:1] != ["--json"]:
+        return
+    results = {
+        "machine": this_machine(),
+        "command": " ".join([f"python docs/{script}", *argv]),
+        **figures,
+    }
+    Path(argv[1]).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+
+
+# -- the pages ------------------------------------------------------------------------
+
+
 def read(name: str) -> Any:
     return json.loads((STATIC / name).read_text(encoding="utf-8"))
 
@@ -639,6 +679,9 @@ def includes() -> dict[str, Callable[[], str]]:
         "bench_targets.md": lambda: targets_table(read("bench.json")),
         "idle.md": lambda: idle_table(read("idle.json")),
         "overhead.md": lambda: overhead_table(read("overhead.json")),
+        "checkpoint_cost.md": lambda: checkpoint_cost_table(
+            read("checkpoint_cost.json")
+        ),
         "scale.md": lambda: scale_table(read("scale.json")),
         "tests.md": lambda: tests_table(read("tests.json")),
         "lifecycle.md": lifecycle_from_tests,

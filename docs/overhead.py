@@ -14,20 +14,18 @@ installed backend; ``--json`` also writes them for ``docs/figures.py``::
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 import time
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import ByteSendStream
 from anyio.lowlevel import cancel_shielded_checkpoint, checkpoint_if_cancelled
+from figures import save_run
 
 from drainpipe import BufferedByteSendStream
-from drainpipe._bench import machine
 from drainpipe._demo import available_backends
 
 if TYPE_CHECKING:
@@ -107,17 +105,15 @@ def main(argv: list[str]) -> None:
                 },
             }
         )
-    if argv[:1] == ["--json"]:
-        results = {
-            "machine": machine(),
-            "command": " ".join(["python docs/overhead.py", *argv]),
-            "rounds": ROUNDS,
-            "count": COUNT,
-            "size": SIZE,
-            "high_water_multiples": list(MULTIPLES),
-            "rows": rows,
-        }
-        Path(argv[1]).write_text(json.dumps(results, indent=2) + "\n")
+    save_run(
+        argv,
+        "overhead.py",
+        rounds=ROUNDS,
+        count=COUNT,
+        size=SIZE,
+        high_water_multiples=list(MULTIPLES),
+        rows=rows,
+    )
 
 
 if __name__ == "__main__":
