@@ -16,7 +16,8 @@ committed files are what this script makes of the committed JSON.
   ``guarantees.md``;
 * ``_static/lifecycle.md`` from the expectations of ``tests/test_bad_input.py``, for
   ``errors.md``;
-* the README's figures block from ``_static/bench.json``.
+* the README's figures block from ``_static/bench.json``, and scenario 1 of the
+  runs on other machines committed beside it as ``_static/bench-<machine>.json``.
 
 A benchmark row marked as the interpreter's ceiling (``"ceiling": true``,
 ``"kind": "ceiling"``, or a name starting with ``ceiling``) is shown as such, and a ``ceiling_pct`` field, where
@@ -582,11 +583,34 @@ def lifecycle_from_tests() -> str:
 # -- the README ---------------------------------------------------------------------
 
 
-def readme_figures(results: Results) -> str:
-    """The README's figures: ranges over backends and calls, and their machine."""
-    scenarios = results["scenarios"]
+def command(results: Results) -> str:
+    """The benchmark's command line, without where its JSON went."""
+    return re.sub(r" --json \S+", "", str(results["command"]))
+
+
+def baseline_name(results: Results) -> str:
+    name = str(small_rows(results)[0]["name"])
+    if name == "asyncio write+drain":
+        return "asyncio's `StreamWriter.write()` + `await drain()`"
+    return f"`{name}`"
+
+
+def small_summary(results: Results) -> str:
+    """Scenario 1's drainpipe ratios, and their share of the ceiling if measured."""
     small = drainpipe_small(results)
-    baseline = small_rows(results)[0]["name"]
+    ratios = span(row["ratio"] for row in small)
+    summary = f"{ratios} the messages per second of {baseline_name(results)}"
+    pct = [row["ceiling_pct"] for row in small if "ceiling_pct" in row]
+    if pct:
+        summary += f", {span(pct, percent)} of the interpreter's ceiling"
+    return summary
+
+
+def readme_figures(results: Results, others: list[Results]) -> str:
+    """The README's figures: ranges over backends and calls, each with the machine
+    it came from; scenario 1 also from the runs on ``others`` machines."""
+    scenarios = results["scenarios"]
+    small = scenarios["small"]
     lines = []
     if any(is_ceiling(row) for row in small_rows(results)):
         lines += [
@@ -599,19 +623,14 @@ def readme_figures(results: Results) -> str:
             "",
         ]
     lines += [
-        f"One `--quick` run on {machine(results)}:",
+        f"`{command(results)}` on {machine(results)}:",
         "",
         (
-            f"- {scenarios['small']['count']:,} messages of "
-            f"{scenarios['small']['size']} B: drainpipe's `write()` + `drain()` and "
-            f"`send()` at {span(row['ratio'] for row in small)} the messages per "
-            f"second of `{baseline}`, over asyncio, uvloop and trio"
+            f"- {small['count']:,} messages of {small['size']} B: drainpipe's "
+            f"`write()` + `drain()` and `send()` on asyncio, uvloop and trio at "
+            f"{small_summary(results)};"
         ),
     ]
-    pct = [row["ceiling_pct"] for row in small if "ceiling_pct" in row]
-    if pct:
-        lines[-1] += f", and at {span(pct, percent)} of the interpreter's ceiling"
-    lines[-1] += ";"
     tls = [row["ratio"] for row in scenarios["tls"] if not is_ceiling(row)]
     lines.append(
         f"- over TLS, {span(tls)} the messages per second of a direct "
@@ -635,6 +654,12 @@ def readme_figures(results: Results) -> str:
         + ("at or below" if peak_ok else "**not** at or below")
         + " `high_water` + one message on every backend."
     )
+    if others:
+        lines += ["", "Small messages on other machines:", ""]
+        lines += [
+            f"- {machine(other)} (`{command(other)}`): {small_summary(other)}."
+            for other in others
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -688,9 +713,17 @@ def includes() -> dict[str, Callable[[], str]]:
     }
 
 
+def other_machines() -> list[Results]:
+    """Benchmark runs from other machines, committed as ``bench-<machine>.json``."""
+    return [
+        json.loads(path.read_text(encoding="utf-8"))
+        for path in sorted(STATIC.glob("bench-*.json"))
+    ]
+
+
 def readme() -> str:
     text = README.read_text(encoding="utf-8")
-    return replace_block(text, readme_figures(read("bench.json")))
+    return replace_block(text, readme_figures(read("bench.json"), other_machines()))
 
 
 def main(argv: list[str]) -> None:

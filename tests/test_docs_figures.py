@@ -60,6 +60,20 @@ def test_the_readme_figures_are_what_the_benchmark_json_says() -> None:
     assert readme == figures.readme(), f"README.md's figures block is {STALE}"
 
 
+def test_runs_on_other_machines_are_summed_up_with_their_machine() -> None:
+    results = json.loads((STATIC / "bench.json").read_text(encoding="utf-8"))
+    other = json.loads(json.dumps(results))
+    other["machine"]["cpu"] = "Another CPU"
+    other["command"] = "python -m drainpipe bench --quick --json bench-other.json"
+    for row in other["scenarios"]["small"]["contenders"][1:]:
+        row["ratio"] /= 2
+    block = figures.readme_figures(results, [other])
+    assert block.startswith(figures.readme_figures(results, []))
+    assert f"- {figures.machine(other)} (`python -m drainpipe bench --quick`)" in block
+    assert figures.small_summary(other) in block
+    assert figures.small_summary(other) != figures.small_summary(results)
+
+
 def test_the_test_counts_are_those_of_the_suite() -> None:
     committed = json.loads((STATIC / "tests.json").read_text(encoding="utf-8"))
     assert committed == figures.count_tests(), f"docs/_static/tests.json is {STALE}"
