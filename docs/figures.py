@@ -19,9 +19,9 @@ committed files are what this script makes of the committed JSON.
 * the README's figures block from ``_static/bench.json``, and scenario 1 of the
   runs on other machines committed beside it as ``_static/bench-<machine>.json``.
 
-A benchmark row marked as the interpreter's ceiling (``"ceiling": true``,
-``"kind": "ceiling"``, or a name starting with ``ceiling``) is shown as such, and a ``ceiling_pct`` field, where
-rows have one, adds a "% of ceiling" column; without them the tables have neither.
+Benchmark rows of ``"kind": "ceiling"`` (the interpreter's ceiling) are shown
+with the others, and a ``ceiling_pct`` field, where rows have one, adds a "% of the
+ceiling" column; a run without them gives tables without them.
 
     python docs/figures.py              # render every figure from the JSON
     python docs/figures.py count-tests  # first collect the suite into tests.json
@@ -54,11 +54,14 @@ README_END = "<!-- end of figures -->"
 TIMES = "\N{MULTIPLICATION SIGN}"
 DASH = "\N{EN DASH}"
 
-#: The goals of the release-readiness issue: ratio to the baseline (stretch).
-SMALL_GOAL, SMALL_STRETCH = 15.0, 25.0
-LARGE_GOAL, LARGE_STRETCH = 0.9, 1.0
-TLS_GOAL, TLS_STRETCH = 30.0, 50.0
-LATENCY_GOAL, LATENCY_STRETCH = 1.2, 1.05
+#: The release's goals, as ``python -m drainpipe bench`` prints them: small
+#: messages at CEILING_GOAL % of the interpreter's ceiling or more (the goal that
+#: carries from one machine to another), 64 KiB messages at least as fast as direct
+#: sends, TLS, latency, and memory under a slow consumer.
+CEILING_GOAL = 50
+LARGE_GOAL_SIZE, LARGE_GOAL = 64 * 1024, 1.0
+TLS_GOAL = 30.0
+LATENCY_GOAL = 1.2
 RSS_GOAL = 4 * 1024 * 1024
 
 Results = dict[str, Any]
@@ -93,7 +96,7 @@ def size(n: int) -> str:
 
 
 def percent(value: float) -> str:
-    return f"{value:.0f} %"
+    return f"{value:.1f} %"
 
 
 def median(times: list[float]) -> float:
@@ -118,7 +121,7 @@ def machine(results: Results) -> str:
 
 def provenance(results: Results) -> str:
     rounds = results.get("rounds")
-    medians = f", medians of {rounds} rounds" if rounds else ""
+    medians = {None: "", 1: ", one round"}.get(rounds, f", medians of {rounds} rounds")
     return f"`{results['command']}` on {machine(results)}{medians}."
 
 
@@ -138,16 +141,21 @@ def render(
 # -- benchmark rows -----------------------------------------------------------------
 
 
+def kind(row: dict[str, Any]) -> str:
+    """``baseline``, ``drainpipe`` or ``ceiling``: the benchmark says so in
+    ``kind``; runs made before it did are told by the contender's name."""
+    if "kind" in row:
+        return str(row["kind"])
+    name = str(row.get("name", ""))
+    return next((k for k in ("drainpipe", "ceiling") if name.startswith(k)), "baseline")
+
+
 def is_ceiling(row: dict[str, Any]) -> bool:
-    return (
-        bool(row.get("ceiling"))
-        or row.get("kind") == "ceiling"
-        or str(row.get("name", "")).startswith("ceiling")
-    )
+    return kind(row) == "ceiling"
 
 
 def is_drainpipe(row: dict[str, Any]) -> bool:
-    return str(row.get("name", "")).startswith("drainpipe")
+    return kind(row) == "drainpipe"
 
 
 def backend_of(row: dict[str, Any]) -> str:
@@ -158,8 +166,7 @@ def backend_of(row: dict[str, Any]) -> str:
 
 
 def contender(row: dict[str, Any]) -> str:
-    name = f"`{row['name']}`"
-    return f"{name} (ceiling)" if is_ceiling(row) and "ceiling" not in name else name
+    return f"`{row['name']}`"
 
 
 def has_ceiling_pct(rows: Iterable[dict[str, Any]]) -> bool:
@@ -325,58 +332,46 @@ def met(value: bool) -> str:
 
 
 def targets_table(results: Results) -> str:
+    """Each goal, what the run gave, and whether that meets it."""
     scenarios = results["scenarios"]
-    small = [row["ratio"] for row in drainpipe_small(results)]
-    small_run = span(small)
-    pct = [
-        row["ceiling_pct"] for row in drainpipe_small(results) if "ceiling_pct" in row
-    ]
+    drainpipe = drainpipe_small(results)
+    pct = [row["ceiling_pct"] for row in drainpipe if "ceiling_pct" in row]
+    small_run = f"{span(row['ratio'] for row in drainpipe)} asyncio write+drain"
     if pct:
-        small_run += f"; {span(pct, percent)} of the ceiling"
-    sizes = sorted({row["size"] for row in scenarios["large"]})
-    large = [r for message in sizes for r in large_ratios(results, message)]
+        small_met = met(min(pct) >= CEILING_GOAL)
+        small_run = f"{span(pct, percent)} of the ceiling ({small_run})"
+    else:
+        small_met = "not measured: this run has no ceiling"
+    large = large_ratios(results, LARGE_GOAL_SIZE)
     tls = [row["ratio"] for row in scenarios["tls"] if not is_ceiling(row)]
     latency = [row["ratio"] for row in scenarios["latency"]]
     memory = scenarios["memory"]
     peaks_ok = all(row["peak_buffered_bytes"] <= row["limit"] for row in memory)
     rss = [row["rss_growth"] for row in memory]
-
-    def up(values: list[float], goal: float, stretch: float) -> str:
-        return (
-            f"{met(min(values) >= goal)}; stretch "
-            f"{'yes' if min(values) >= stretch else 'no'}"
-        )
-
-    def down(values: list[float], goal: float, stretch: float) -> str:
-        return (
-            f"{met(max(values) <= goal)}; stretch "
-            f"{'yes' if max(values) <= stretch else 'no'}"
-        )
-
     body = [
         [
             "1. small messages",
-            f"≥ {SMALL_GOAL:g}{TIMES} asyncio write+drain ({SMALL_STRETCH:g}{TIMES})",
+            f"≥ {CEILING_GOAL} % of the interpreter's ceiling",
             small_run,
-            up(small, SMALL_GOAL, SMALL_STRETCH),
+            small_met,
         ],
         [
-            f"2. large messages, `high_water` = 4 {TIMES} size",
-            f"≥ {LARGE_GOAL:g}{TIMES} direct send ({LARGE_STRETCH:.1f}{TIMES})",
+            f"2. messages of {size(LARGE_GOAL_SIZE)}, `high_water` = 4 {TIMES} size",
+            f"≥ {LARGE_GOAL:.1f}{TIMES} direct send",
             span(large),
-            up(large, LARGE_GOAL, LARGE_STRETCH),
+            met(min(large) >= LARGE_GOAL),
         ],
         [
             "3. TLS",
-            f"≥ {TLS_GOAL:g}{TIMES} direct send ({TLS_STRETCH:g}{TIMES})",
+            f"≥ {TLS_GOAL:g}{TIMES} direct send",
             span(tls),
-            up(tls, TLS_GOAL, TLS_STRETCH),
+            met(min(tls) >= TLS_GOAL),
         ],
         [
             "4. latency",
-            f"≤ {LATENCY_GOAL:g}{TIMES} direct round trip ({LATENCY_STRETCH:g}{TIMES})",
+            f"≤ {LATENCY_GOAL:g}{TIMES} direct round trip",
             span(latency),
-            down(latency, LATENCY_GOAL, LATENCY_STRETCH),
+            met(max(latency) <= LATENCY_GOAL),
         ],
         [
             "5. slow consumer",
@@ -386,9 +381,7 @@ def targets_table(results: Results) -> str:
             met(peaks_ok and max(rss) <= RSS_GOAL),
         ],
     ]
-    return render(
-        "", ["scenario", "goal (stretch)", "this run", "met?"], "llll", body, results
-    )
+    return render("", ["scenario", "goal", "this run", "met?"], "llll", body, results)
 
 
 def idle_table(results: Results) -> str:
@@ -602,7 +595,7 @@ def small_summary(results: Results) -> str:
     summary = f"{ratios} the messages per second of {baseline_name(results)}"
     pct = [row["ceiling_pct"] for row in small if "ceiling_pct" in row]
     if pct:
-        summary += f", {span(pct, percent)} of the interpreter's ceiling"
+        summary += f", and at {span(pct, percent)} of the interpreter's ceiling"
     return summary
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,6 +73,43 @@ def test_runs_on_other_machines_are_summed_up_with_their_machine() -> None:
     assert f"- {figures.machine(other)} (`python -m drainpipe bench --quick`)" in block
     assert figures.small_summary(other) in block
     assert figures.small_summary(other) != figures.small_summary(results)
+
+
+def with_a_ceiling(results: dict[str, Any]) -> dict[str, Any]:
+    """The committed run as the benchmark writes it since it races the ceiling:
+    a ``kind`` on every small-messages row, ceiling rows, and ``ceiling_pct``."""
+    run: dict[str, Any] = json.loads(json.dumps(results))
+    rows = run["scenarios"]["small"]["contenders"]
+    for row in list(rows):
+        if row["name"].startswith("drainpipe"):
+            ceiling = "ceiling " + row["name"].removeprefix("drainpipe ")
+            row.update(kind="drainpipe", ceiling=ceiling, ceiling_pct=40.0)
+            rows.append(
+                {"name": ceiling, "kind": "ceiling", "times": [1e-3], "ratio": 99.0}
+            )
+        else:
+            row["kind"] = "baseline"
+    return run
+
+
+def test_a_run_with_the_ceiling_shows_drainpipe_as_a_share_of_it() -> None:
+    run = with_a_ceiling(json.loads((STATIC / "bench.json").read_text("utf-8")))
+    small = figures.small_table(run)
+    assert "| % of the ceiling |" in small
+    assert small.count("| 40.0 % |") == len(figures.drainpipe_small(run)) > 0
+    assert "`ceiling send() [trio]`" in small
+    assert "| 1. small messages | ≥ 50 % of the interpreter's ceiling | 40.0 %" in (
+        figures.targets_table(run)
+    )
+    assert "at 40.0 % of the interpreter's ceiling" in figures.readme_figures(run, [])
+
+
+def test_a_run_without_the_ceiling_has_no_ceiling_column() -> None:
+    run = json.loads((STATIC / "bench.json").read_text("utf-8"))
+    for row in run["scenarios"]["small"]["contenders"]:
+        row.pop("ceiling_pct", None)
+    assert "ceiling" not in figures.small_table(run)
+    assert "ceiling" not in figures.readme_figures(run, [])
 
 
 def test_the_test_counts_are_those_of_the_suite() -> None:
