@@ -47,8 +47,10 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The docs scripts that need no matplotlib (the plots group) are checked too.
+DOCS_TYPED := docs/figures.py docs/overhead.py docs/checkpoint_cost.py docs/porting_echo.py
 typecheck: $(VENV)/.dev
-	$(BIN)/mypy --strict src tests examples
+	$(BIN)/mypy --strict src tests examples $(DOCS_TYPED)
 
 pytest: $(VENV)/.dev
 	rm -f .coverage .coverage.*
