@@ -124,6 +124,30 @@ def test_the_lifecycle_table_is_the_one_the_state_test_checks() -> None:
     assert (STATIC / "lifecycle.md").read_text(encoding="utf-8") == table
 
 
+def test_the_committed_runs_hold_what_the_pages_promise_of_them() -> None:
+    """The guarantees page says the scale test's stalled peers break and every
+    other reader gets every byte, and the performance page that send() keeps
+    buffered_bytes within high_water + one message: so must the runs shown."""
+    scale = json.loads((STATIC / "scale.json").read_text(encoding="utf-8"))
+    for row in scale.values():
+        stalled = row["stalled_broken_by_send_timeout"]
+        assert 0 < stalled < row["connections"]
+        assert row["readers_delivered_every_byte"] == row["connections"] - stalled
+    bench = json.loads((STATIC / "bench.json").read_text(encoding="utf-8"))
+    for row in bench["scenarios"]["memory"]:
+        assert row["peak_buffered_bytes"] <= row["high_water"] + row["message"]
+        assert row["limit"] == row["high_water"] + row["message"]
+
+
+def test_the_readme_links_are_absolute() -> None:
+    """The README is also the package index's page, where relative links break."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)]*)\)", readme) + re.findall(
+        r"^\[[^]]+\]:\s*(\S+)", readme, flags=re.MULTILINE
+    )
+    assert [t for t in targets if not t.startswith(("https://", "http://"))] == []
+
+
 def without_generated_and_code(text: str) -> str:
     """The prose of a page: no code, no include, no README figures block."""
     text = re.sub(r"```.*?```", "", text, flags=re.DOTALL)
