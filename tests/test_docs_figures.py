@@ -148,6 +148,33 @@ def test_the_readme_links_are_absolute() -> None:
     assert [t for t in targets if not t.startswith(("https://", "http://"))] == []
 
 
+def named_tests(text: str) -> list[tuple[str, str]]:
+    """``(module, name)`` of every ``tests/x.py::name`` on a page, and of every
+    ``::name`` after it, which names a test of the last module named."""
+    named = []
+    module = ""
+    for found in re.finditer(r"`(tests/\w+\.py)?(?:::(\w+))?`", text):
+        module = found.group(1) or module
+        if found.group(2):
+            named.append((module, found.group(2)))
+    return named
+
+
+@pytest.mark.parametrize("page", ["performance.md", "guarantees.md", "errors.md"])
+def test_every_test_a_page_names_exists(page: str) -> None:
+    text = (DOCS / page).read_text(encoding="utf-8")
+    missing = [
+        f"{module}::{name}"
+        for module, name in named_tests(text)
+        if not re.search(
+            rf"^\s*(?:(?:async def|def|class) {name}\b|{name} = )",
+            (ROOT / module).read_text(encoding="utf-8"),
+            flags=re.MULTILINE,
+        )
+    ]
+    assert missing == []
+
+
 def without_generated_and_code(text: str) -> str:
     """The prose of a page: no code, no include, no README figures block."""
     text = re.sub(r"```.*?```", "", text, flags=re.DOTALL)
