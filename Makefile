@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 PYTEST_TIMEOUT ?= 60
 
-.PHONY: help demo test lint typecheck pytest test-all test-slow bench docs plots clean
+.PHONY: help demo test lint typecheck pytest test-all test-slow bench docs figures plots clean
 
 help:
 	@echo "make demo       run the demo (python -m drainpipe)"
@@ -16,7 +16,8 @@ help:
 	@echo "make test-slow  the heavy load and soak tests"
 	@echo "make bench      the side-by-side benchmark suite"
 	@echo "make docs       build the documentation (warnings are errors)"
-	@echo "make plots      redraw the documentation's figures from real runs"
+	@echo "make figures    rewrite the documentation's figures from the committed JSON"
+	@echo "make plots      run the benchmarks and the scale test, then make figures"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,8 +47,10 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The docs scripts that need no matplotlib (the plots group) are checked too.
+DOCS_TYPED := docs/figures.py docs/overhead.py docs/checkpoint_cost.py docs/porting_echo.py
 typecheck: $(VENV)/.dev
-	$(BIN)/mypy --strict src tests examples
+	$(BIN)/mypy --strict src tests examples $(DOCS_TYPED)
 
 pytest: $(VENV)/.dev
 	rm -f .coverage .coverage.*
@@ -87,18 +90,26 @@ bench: $(VENV)/.dev
 docs: $(VENV)/.docs
 	$(BIN)/python -m sphinx -W --keep-going -n -b html docs docs/_build/html
 
-# Redraw the figures under docs/_static from real runs (commit the PNGs, and the
-# benchmark's and the scale test's JSON next to them, with the tables made from it).
+# Every number on the documentation's pages and in the README is rendered by
+# docs/figures.py from the JSON under docs/_static; tests/test_docs_figures.py
+# fails when the committed text and the JSON disagree.
+# `make figures`: count the tests again and rewrite the text from the JSON.
+figures: $(VENV)/.dev
+	$(BIN)/python docs/figures.py count-tests
+
+# `make plots`: new runs (commit the JSON, the PNGs and the text made from them).
 plots: $(VENV)/.plots
 	$(BIN)/python docs/backpressure_plot.py
 	$(BIN)/python docs/timeline_plot.py
 	$(BIN)/python -m drainpipe bench --quick --json docs/_static/bench.json
 	$(BIN)/python docs/bench_plot.py docs/_static/bench.json
 	$(BIN)/python -m drainpipe bench --quick --scenarios idle --json docs/_static/idle.json
-	$(BIN)/python docs/idle_table.py docs/_static/idle.json
+	$(BIN)/python docs/overhead.py --json docs/_static/overhead.json
+	$(BIN)/python docs/checkpoint_cost.py --json docs/_static/checkpoint_cost.json
 	rm -f docs/_static/scale.json
 	DRAINPIPE_SCALE_REPORT=docs/_static/scale.json \
 	  $(BIN)/python -m pytest -m slow -p no:randomly tests/test_scale.py
+	$(MAKE) --no-print-directory figures
 
 clean:
 	rm -rf $(VENV) .venv-* .coverage .coverage.* docs/_build .mypy_cache .ruff_cache

@@ -5,18 +5,21 @@ while the stream is paused. This script sends 200,000 messages of 100 bytes over
 loopback TCP to a sink process (the one ``python -m drainpipe bench`` uses) with
 ``write()`` + ``drain()`` as they are, and again with an ``anyio.lowlevel.checkpoint()``
 after every call, as a Trio-style "every async call is a checkpoint" rule would
-require, on every installed backend; each variant's best of three rounds is printed::
+require, on every installed backend; each variant's best of three rounds is printed,
+and with ``--json`` also written for ``docs/figures.py``::
 
-    python docs/checkpoint_cost.py
+    python docs/checkpoint_cost.py --json docs/_static/checkpoint_cost.json
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from functools import partial
 
 import anyio
 from anyio.lowlevel import checkpoint
+from figures import save_run
 
 from drainpipe import BufferedByteSendStream
 from drainpipe._bench import Sink
@@ -49,8 +52,8 @@ async def send_all(port: int, *, checkpoint_per_call: bool) -> float:
     return elapsed
 
 
-def main() -> None:
-
+def main(argv: list[str]) -> None:
+    rows = []
     sink = Sink("count")
     try:
         print(f"{COUNT:,} messages of {SIZE} B, write() + drain(), best of {ROUNDS}")
@@ -74,9 +77,20 @@ def main() -> None:
                 f"checkpoint per call {COUNT / with_checkpoint:>10,.0f} msg/s   "
                 f"{with_checkpoint / plain:5.1f}x slower"
             )
+            rows.append(
+                {
+                    "backend": backend.name,
+                    "as_shipped": COUNT / plain,
+                    "checkpoint_per_call": COUNT / with_checkpoint,
+                }
+            )
     finally:
         sink.close()
 
+    save_run(
+        argv, "checkpoint_cost.py", best_of=ROUNDS, count=COUNT, size=SIZE, rows=rows
+    )
+
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

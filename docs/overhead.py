@@ -7,14 +7,15 @@ event loop) and nothing else. Sending 20,000 messages of 64 KiB through it direc
 and through drainpipe's ``send()`` at ``high_water`` 4 and 16 times the message size
 isolates what drainpipe adds: its per-message bookkeeping, and a pause and resume of
 the producer every few messages. Medians of seven alternating rounds, on every
-installed backend::
+installed backend; ``--json`` also writes them for ``docs/figures.py``::
 
-    python docs/overhead.py
+    python docs/overhead.py --json docs/_static/overhead.json
 """
 
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 from functools import partial
 from typing import TYPE_CHECKING
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING
 import anyio
 from anyio.abc import ByteSendStream
 from anyio.lowlevel import cancel_shielded_checkpoint, checkpoint_if_cancelled
+from figures import save_run
 
 from drainpipe import BufferedByteSendStream
 from drainpipe._demo import available_backends
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 COUNT = 20_000
 SIZE = 65_536
 ROUNDS = 7
+MULTIPLES = (4, 16)
 
 
 class NoIOStream(ByteSendStream):
@@ -65,13 +68,12 @@ async def buffered(high_water: int) -> float:
     return time.perf_counter() - started
 
 
-def main() -> None:
-
+def main(argv: list[str]) -> None:
     contenders: dict[str, Callable[[], Awaitable[float]]] = {
         "direct": direct,
-        "high_water 4x": partial(buffered, 4 * SIZE),
-        "high_water 16x": partial(buffered, 16 * SIZE),
+        **{f"high_water {m}x": partial(buffered, m * SIZE) for m in MULTIPLES},
     }
+    rows = []
     print(f"{COUNT:,} messages of {SIZE // 1024} KiB, no I/O, median of {ROUNDS}")
     for backend in available_backends():
         times: dict[str, list[float]] = {name: [] for name in contenders}
@@ -94,7 +96,25 @@ def main() -> None:
                 for name, micros in per_message.items()
             )
         )
+        rows.append(
+            {
+                "backend": backend.name,
+                "direct_us": base,
+                "buffered_us": {
+                    str(m): per_message[f"high_water {m}x"] for m in MULTIPLES
+                },
+            }
+        )
+    save_run(
+        argv,
+        "overhead.py",
+        rounds=ROUNDS,
+        count=COUNT,
+        size=SIZE,
+        high_water_multiples=list(MULTIPLES),
+        rows=rows,
+    )
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -292,6 +292,22 @@ async def stream_in(
         yield out, wire
         return
 
+    if state == "closing":
+        # Another task's aclose() waits for a piece the wrapped stream holds; once
+        # every task waits (the call under test too, if it waits), it goes through.
+        async def let_the_close_finish() -> None:
+            await settle()
+            wire.unblock()
+
+        async with out, create_task_group() as tasks:
+            wire.block()
+            out.write(b"queued")
+            tasks.start_soon(out.aclose)
+            await settle()
+            tasks.start_soon(let_the_close_finish)
+            yield out, wire
+        return
+
     body_done = False
     try:
         async with out:
@@ -331,10 +347,11 @@ CALLS: dict[str, Callable[[BufferedByteSendStream], Any]] = {
 }
 
 Outcome = type[Exception] | None
-STATES = ["new", "open", "half-closed", "closed", "exited", "broken"]
+STATES = ["new", "open", "half-closed", "closing", "closed", "exited", "broken"]
 ENQUEUE_ROW: tuple[Outcome, ...] = (
     RuntimeError,
     None,
+    ClosedResourceError,
     ClosedResourceError,
     ClosedResourceError,
     ClosedResourceError,
@@ -344,6 +361,7 @@ WAIT_ROW: tuple[Outcome, ...] = (
     RuntimeError,
     None,
     None,
+    ClosedResourceError,
     ClosedResourceError,
     ClosedResourceError,
     BrokenResourceError,
@@ -359,8 +377,9 @@ EXPECTED: dict[str, tuple[Outcome, ...]] = {
     "drain": WAIT_ROW,
     "flush": WAIT_ROW,
     "send_eof": ENQUEUE_ROW,  # a second half-close is refused like a write
-    # Closing is idempotent; on a broken stream it reports the unreported failure.
-    "aclose": (None, None, None, None, None, BrokenResourceError),
+    # Closing is idempotent (while another task closes, it waits for that close);
+    # on a broken stream it reports the unreported failure.
+    "aclose": (None, None, None, None, None, None, BrokenResourceError),
     "set_water_marks": ALWAYS_WORKS,
     "statistics": ALWAYS_WORKS,
     "async with": (None, *(RuntimeError,) * (len(STATES) - 1)),

@@ -33,6 +33,18 @@ def test_smoke_run_covers_every_scenario_and_contender(
     assert names[0] == "asyncio write+drain"
     assert sum(name.startswith("drainpipe") for name in names) == 6
     assert all(row["ratio"] > 0 for row in small["contenders"])
+    # each drainpipe contender beside the no-op ceiling of its backend and call
+    ceilings = [row["name"] for row in small["contenders"] if row["kind"] == "ceiling"]
+    assert sorted(ceilings) == sorted(
+        f"ceiling {call} [{backend}]"
+        for backend in _bench.BACKENDS
+        for call in ("write+drain", "send()")
+    )
+    for row in small["contenders"]:
+        if row["kind"] == "drainpipe":
+            assert row["ceiling"] in ceilings
+            assert row["ceiling"].split()[-1] == row["name"].split()[-1]
+            assert row["ceiling_pct"] > 0
     large = results["scenarios"]["large"]
     # two sizes on three backends, each at high_water = 4 x size and the default
     assert len(large) == 12
@@ -58,6 +70,10 @@ def test_smoke_run_covers_every_scenario_and_contender(
     assert "1. small messages" in table
     assert "5. slow consumer" in table
     assert "6. idle connections" in table
+    assert "% of ceiling send() [trio]" in table
+    # goals are printed beside the figures, never judged on this machine
+    assert "PASS" not in table
+    assert "target" not in table
 
 
 def test_scenarios_can_be_chosen(tmp_path: Path) -> None:
@@ -99,3 +115,26 @@ def test_installed_tells_whether_a_backend_imports(
     assert _bench.installed("asyncio")
     monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop now fails
     assert not _bench.installed("uvloop")
+
+
+def test_drainpipe_is_reported_as_a_share_of_its_ceiling() -> None:
+    def timed(name: str, *times: float) -> _bench.Contender:
+        return _bench.Contender(name, lambda port: 0.0, list(times))
+
+    baseline = timed("asyncio write+drain", 4.0, 4.0, 5.0)
+    buffered = timed("drainpipe send() [trio]", 0.5, 0.4, 0.6)
+    ceiling = timed("ceiling send() [trio]", 0.2, 0.1, 0.3)
+    lines: list[str] = []
+    rows = _bench.small_rows(
+        [baseline, buffered, ceiling],
+        {buffered.name: ceiling},
+        1000,
+        lines,
+    )
+    assert [row["kind"] for row in rows] == ["baseline", "drainpipe", "ceiling"]
+    assert rows[1]["ceiling"] == "ceiling send() [trio]"
+    assert rows[1]["ceiling_pct"] == 40.0  # median 0.2 s against median 0.5 s
+    assert rows[1]["ratio"] == 8.0
+    assert "ceiling_pct" not in rows[0]
+    assert "ceiling_pct" not in rows[2]
+    assert lines[1].endswith(" 40.0 % of ceiling send() [trio]")

@@ -8,7 +8,6 @@ result; the programs in examples/ are tested by tests/test_examples.py.
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,10 +59,3 @@ def test_pages_take_their_python_code_from_tested_files(page: Path) -> None:
                 assert target.is_file()
                 continue
             assert target in TESTED, f"{target} is shown but run by no test"
-
-
-def test_the_idle_table_is_what_the_committed_benchmark_json_says() -> None:
-    results = json.loads((DOCS / "_static" / "idle.json").read_text())
-    table = load(DOCS / "idle_table.py").table(results)
-    assert (DOCS / "_static" / "idle.md").read_text() == table
-    assert "{include} _static/idle.md" in (DOCS / "performance.md").read_text()

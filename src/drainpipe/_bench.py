@@ -178,20 +178,54 @@ async def drainpipe_send(
     async with await anyio.connect_tcp("127.0.0.1", port) as stream:
         started = time.perf_counter()
         async with BufferedByteSendStream(stream, high_water=high_water) as out:
-            if use_write:
-                write, drain = out.write, out.drain
-                for _ in range(count):
-                    write(message)
-                    await drain()
-            else:
-                send = out.send
-                for _ in range(count):
-                    await send(message)
+            await send_all(out, message, count, use_write)
             await out.send_eof()
             received = int.from_bytes(await receive_exactly(stream, 8), "big")
         elapsed = time.perf_counter() - started
     check(received, count * size)
     return elapsed
+
+
+async def send_all(
+    out: BufferedByteSendStream | NoOpWriter,
+    message: bytes,
+    count: int,
+    use_write: bool,
+) -> None:
+    """``count`` times ``message``: by ``write()`` and ``await drain()``, or by
+    ``await send()``, with the methods looked up once."""
+    if use_write:
+        write, drain = out.write, out.drain
+        for _ in range(count):
+            write(message)
+            await drain()
+    else:
+        send = out.send
+        for _ in range(count):
+            await send(message)
+
+
+class NoOpWriter:
+    """The interpreter's ceiling: a ``write()``, ``drain()`` and ``send()`` that do
+    nothing, called the way the drainpipe contenders call theirs."""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    async def drain(self) -> None:
+        pass
+
+    async def send(self, item: bytes) -> None:
+        pass
+
+
+async def ceiling(port: int, count: int, size: int, use_write: bool) -> float:
+    """The loop of :func:`drainpipe_send` over a :class:`NoOpWriter`: the most any
+    ``write()``/``drain()`` or ``send()`` could reach on this interpreter and event
+    loop. ``port`` is not used: nothing is sent."""
+    started = time.perf_counter()
+    await send_all(NoOpWriter(), b"m" * size, count, use_write)
+    return time.perf_counter() - started
 
 
 async def tls_send(
@@ -401,6 +435,54 @@ def in_thread(function: Callable[..., T], *args: Any) -> T:
         return executor.submit(function, *args).result()
 
 
+#: The small-messages scenario's two ways to send: (by write(), label).
+SHAPES = ((True, "write()+drain()"), (False, "send()"))
+
+#: The ceiling contenders' labels, by the same key.
+CEILING_LABELS = {True: "write+drain", False: "send()"}
+
+#: The goal for drainpipe's small messages, in percent of the no-op ceiling of the
+#: same backend and call, measured in the same run (issue 16). It is printed beside
+#: the figures, not checked: the share depends on the machine less than a ratio to
+#: asyncio does, but it still depends on it.
+CEILING_GOAL = 50
+
+
+def small_rows(
+    contenders: list[Contender],
+    ceiling_of: dict[str, Contender],
+    count: int,
+    lines: list[str],
+) -> list[dict[str, Any]]:
+    """The small-messages scenario's table lines and JSON rows: every contender's
+    rate and ratio to the first one; each drainpipe contender also as a share of
+    its ceiling, ``ceiling_of[its name]``."""
+    baseline = contenders[0].median
+    ceiling_names = {ceiling.name for ceiling in ceiling_of.values()}
+    rows = []
+    for contender in contenders:
+        ratio = baseline / contender.median
+        row: dict[str, Any] = {
+            "name": contender.name,
+            "times": contender.times,
+            "ratio": ratio,
+        }
+        line = (
+            f"   {contender.name:36s} {count / contender.median:12,.0f} msg/s "
+            f"{ratio:6.1f}x"
+        )
+        ceiling = ceiling_of.get(contender.name)
+        if ceiling is not None:
+            share = round(100 * ceiling.median / contender.median, 1)
+            row.update(kind="drainpipe", ceiling=ceiling.name, ceiling_pct=share)
+            line += f"  {share:5.1f} % of {ceiling.name}"
+        else:
+            row["kind"] = "ceiling" if contender.name in ceiling_names else "baseline"
+        lines.append(line)
+        rows.append(row)
+    return rows
+
+
 def pair_row(
     backend: str,
     count: int,
@@ -475,6 +557,25 @@ def run(options: argparse.Namespace, argv: list[str]) -> int:
     try:
         if "small" in wanted:
             count = int(1_000_000 * scale)
+            drainpipe = {
+                (b, write): on_backend(
+                    f"drainpipe {label} [{b}]", b, drainpipe_send, count, 100, write
+                )
+                for b in BACKENDS
+                for write, label in SHAPES
+            }
+            ceilings = {
+                (b, write): on_backend(
+                    f"ceiling {CEILING_LABELS[write]} [{b}]",
+                    b,
+                    ceiling,
+                    count,
+                    100,
+                    write,
+                )
+                for b in BACKENDS
+                for write, _ in SHAPES
+            }
             contenders = [
                 on_asyncio(
                     "asyncio write+drain",
@@ -511,30 +612,17 @@ def run(options: argparse.Namespace, argv: list[str]) -> int:
                     for b in ("asyncio", "trio")
                     if b in BACKENDS
                 ),
-                *(
-                    on_backend(
-                        f"drainpipe {label} [{b}]", b, drainpipe_send, count, 100, write
-                    )
-                    for b in BACKENDS
-                    for write, label in ((True, "write()+drain()"), (False, "send()"))
-                ),
+                *drainpipe.values(),
+                *ceilings.values(),
             ]
             race(f"small: {count} x 100 B", contenders, sink.port, rounds)
-            baseline = contenders[0].median
-            lines.append(f"\n1. small messages: {count:,} x 100 B (target >= 15x)")
-            rows = []
-            for contender in contenders:
-                ratio = baseline / contender.median
-                mark = ""
-                if contender.name.startswith("drainpipe"):
-                    mark = "PASS" if ratio >= 15 else "below target"
-                lines.append(
-                    f"   {contender.name:36s} {count / contender.median:12,.0f} msg/s "
-                    f"{ratio:6.1f}x  {mark}"
-                )
-                rows.append(
-                    {"name": contender.name, "times": contender.times, "ratio": ratio}
-                )
+            lines.append(
+                f"\n1. small messages: {count:,} x 100 B; ratios to asyncio "
+                f"write+drain, and drainpipe as a share of the no-op ceiling of its "
+                f"backend and call (goal >= {CEILING_GOAL} %)"
+            )
+            ceiling_of = {drainpipe[key].name: ceilings[key] for key in drainpipe}
+            rows = small_rows(contenders, ceiling_of, count, lines)
             results["scenarios"]["small"] = {
                 "count": count,
                 "size": 100,
@@ -544,8 +632,8 @@ def run(options: argparse.Namespace, argv: list[str]) -> int:
         if "large" in wanted:
             rows = []
             lines.append(
-                "\n2. large messages, high_water = 4 x size (target >= 0.9x), "
-                "and at the default high_water (64 KiB)"
+                "\n2. large messages, high_water = 4 x size and the default (64 KiB); "
+                "ratios to a direct send() (goal for 64 KiB: >= 1.0x)"
             )
             for size, base_count in ((64 * 1024, 20_000), (1024 * 1024, 1_000)):
                 count = max(1, int(base_count * scale))
@@ -578,15 +666,10 @@ def run(options: argparse.Namespace, argv: list[str]) -> int:
                     ):
                         ratio = direct.median / buffered.median
                         mb_s = count * size / buffered.median / 1e6
-                        mark = (
-                            ("PASS" if ratio >= 0.9 else "below target")
-                            if high_water == 4 * size
-                            else "(default high_water)"
-                        )
                         lines.append(
                             f"   {count:,} x {size // 1024} KiB {buffered.name:28s} "
                             f"high_water {high_water // 1024:5,} KiB "
-                            f"{mb_s:8,.0f} MB/s {ratio:6.2f}x  {mark}"
+                            f"{mb_s:8,.0f} MB/s {ratio:6.2f}x"
                         )
                         rows.append(
                             {
@@ -616,7 +699,7 @@ def run(options: argparse.Namespace, argv: list[str]) -> int:
             rows = []
             lines.append(
                 f"\n5. slow consumer: {total / 1e6:,.0f} MB by send() of 64 KiB "
-                f"(target: peak <= high_water + one message, RSS growth <= 4 MiB)"
+                f"(bound: peak <= high_water + one message; goal: RSS growth <= 4 MiB)"
             )
             for backend, (backend_name, backend_options) in BACKENDS.items():
                 progress(f"memory [{backend}]")
@@ -632,15 +715,12 @@ def run(options: argparse.Namespace, argv: list[str]) -> int:
                     65536,
                     65536,
                 )
-                ok = (
-                    figures["peak_buffered_bytes"] <= figures["limit"]
-                    and figures["rss_growth"] <= 4 * 1024 * 1024
-                )
+                within = figures["peak_buffered_bytes"] <= figures["limit"]
                 lines.append(
                     f"   {backend:8s} peak buffered {figures['peak_buffered_bytes']:,} B "
                     f"(limit {figures['limit']:,})  RSS growth "
                     f"{figures['rss_growth'] / 1024:,.0f} KiB  "
-                    f"{'PASS' if ok else 'above target'}"
+                    f"{'within bound' if within else 'ABOVE THE BOUND'}"
                 )
                 rows.append({"backend": backend, **figures})
             progress("")
@@ -679,7 +759,9 @@ def tls_scenario(
         sink = Sink("tls", pem)
     try:
         count = max(100, int(200_000 * scale))
-        lines.append(f"\n3. TLS small messages: {count:,} x 100 B (target >= 30x)")
+        lines.append(
+            f"\n3. TLS small messages: {count:,} x 100 B (ratio to direct; goal >= 30x)"
+        )
         rows = []
         for backend in BACKENDS:
             contenders = [
@@ -705,7 +787,7 @@ def tls_scenario(
             lines.append(
                 f"   {backend:8s} direct {count / contenders[0].median:10,.0f} msg/s  "
                 f"drainpipe {count / contenders[1].median:12,.0f} msg/s "
-                f"{ratio:6.1f}x  {'PASS' if ratio >= 30 else 'below target'}"
+                f"{ratio:6.1f}x"
             )
             rows.append(
                 pair_row(
@@ -724,7 +806,7 @@ def latency_scenario(
     try:
         count = max(10, int(5_000 * scale))
         rows = []
-        lines.append(f"\n4. latency: {count:,} round trips of 100 B (target <= 1.2x)")
+        lines.append(f"\n4. latency: {count:,} round trips of 100 B (goal <= 1.2x)")
         for backend, (backend_name, options) in BACKENDS.items():
             direct: list[float] = []
             buffered: list[float] = []
@@ -747,7 +829,7 @@ def latency_scenario(
             lines.append(
                 f"   {backend:8s} direct {statistics.median(direct) * 1e6:7.1f} us  "
                 f"drainpipe {statistics.median(buffered) * 1e6:7.1f} us  "
-                f"{ratio:5.2f}x  {'PASS' if ratio <= 1.2 else 'above target'}"
+                f"{ratio:5.2f}x"
             )
             rows.append(pair_row(backend, count, direct, buffered, ratio))
         results["scenarios"]["latency"] = rows
@@ -798,7 +880,7 @@ def idle_scenario(scale: float, lines: list[str], results: dict[str, Any]) -> No
     count = max(int(2000 * scale), 20)
     lines.append(
         f"\n6. idle connections: bytes each of {count:,} over UNIX socket pairs "
-        f"(tracemalloc; target: drainpipe <= 3 KiB on top of AnyIO's stream)"
+        f"(tracemalloc; goal: drainpipe <= 3 KiB on top of AnyIO's stream)"
     )
     rows = []
     for backend, (backend_name, backend_options) in BACKENDS.items():
