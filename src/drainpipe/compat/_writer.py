@@ -85,6 +85,8 @@ class Shutdown:
         self._eof_scope = CancelScope(shield=True)
         #: whether :meth:`close` (or :meth:`abort`) was called
         self.closing = False
+        #: whether :meth:`abort` was called
+        self.aborted = False
         #: whether :meth:`write_eof` was called
         self.eof_scheduled = False
         #: set when the close has ended, gracefully or not
@@ -119,6 +121,7 @@ class Shutdown:
 
     def abort(self) -> None:
         """Close at once, dropping the buffer, also during a graceful close."""
+        self.aborted = True
         self._eof_scope.cancel()
         self._close_scope.cancel()
         self.close()
@@ -222,19 +225,37 @@ class StreamWriter:
         until it falls to its low watermark.
 
         Cancelling it has no other effect. If the writer is closed while this
-        waits, it returns.
+        waits, it returns. After :meth:`close`, as asyncio's: if the buffer is
+        above its high watermark, waits until the close has sent it, then returns;
+        otherwise raises ``ConnectionResetError("Connection lost")``.
 
         :raises OSError: if the connection was lost (the reader's
             :meth:`~StreamReader.exception` first, as in asyncio), or
-            ``ConnectionResetError("Connection lost")`` after :meth:`close`
+            ``ConnectionResetError("Connection lost")`` after :meth:`close` (see
+            above) or ``transport.abort()``
         """
         lost = self._state.error
         if lost is not None:
             raise lost
 
-        if self._shutdown.closing:
+        shutdown = self._shutdown
+        if shutdown.closing:
             await checkpoint()
-            raise ConnectionResetError("Connection lost")
+            if (
+                shutdown.aborted
+                or shutdown.closed.is_set()
+                or not self.send_stream.paused
+            ):
+                raise ConnectionResetError("Connection lost")
+
+            # As asyncio's: a transport closing with its buffer above the high
+            # watermark keeps its drain() waiters, and they return once the buffer
+            # has gone out (or raise if the connection is lost meanwhile).
+            await wait(shutdown.closed)
+            if self._state.error is not None:
+                raise self._state.error
+
+            return
 
         try:
             await self.send_stream.drain()
