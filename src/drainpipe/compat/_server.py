@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import socket
+import stat
+import sys
 from contextlib import asynccontextmanager, suppress
 from ssl import SSLContext
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio import (
@@ -25,7 +28,7 @@ from anyio.streams.tls import TLSStream
 from .._checkpoints import wait
 from .._core import check_send_timeout
 from ._client import Connection
-from ._errors import DEFAULT_LIMIT, SSL_HANDSHAKE_TIMEOUT, check_limit, check_sock
+from ._errors import DEFAULT_LIMIT, SSL_HANDSHAKE_TIMEOUT, check_limit
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -61,6 +64,7 @@ class Server:
         client_connected_cb: Callable[[StreamReader, StreamWriter], Awaitable[object]],
         listeners: Sequence[SocketListener],
         *,
+        backlog: int,
         limit: int,
         ssl: SSLContext | None,
         ssl_handshake_timeout: float | None,
@@ -73,6 +77,7 @@ class Server:
         self._sockets: tuple[socket.socket, ...] | None = tuple(
             listener.extra(SocketAttribute.raw_socket) for listener in listeners
         )
+        self._backlog = backlog
         self._limit = limit
         self._send_timeout = send_timeout
         self._ssl_context = ssl
@@ -108,7 +113,11 @@ class Server:
         return self._serving
 
     def _start_serving(self) -> None:
+        # As asyncio's: the sockets listen from here on, so that a connection
+        # made before is refused rather than left in the backlog.
         if self._sockets is not None and not self._serving:
+            for sock in self._sockets:
+                sock.listen(self._backlog)
             self._serving = True
             self._start.set()
 
@@ -280,30 +289,111 @@ def _server_tls(
     return ssl
 
 
-async def _tcp_listeners(
-    hosts: Sequence[str | None],
+async def _bind_tcp(
+    host: str | Sequence[str] | None,
     port: int | None,
     family: socket.AddressFamily,
-    backlog: int,
+    flags: int,
+    reuse_address: bool | None,
     reuse_port: bool | None,
-) -> list[SocketListener]:
+) -> list[socket.socket]:
+    """Bound TCP sockets for every address of every host, made as asyncio's
+    ``create_server()`` makes them (IPv6 sockets are IPv6 only, so that ``""``
+    and ``None`` give one socket per family); they listen once the server
+    starts serving."""
+    if reuse_address is None:
+        reuse_address = os.name == "posix" and sys.platform != "cygwin"
+    hosts: Sequence[str | None] = (
+        [None]
+        if host == ""
+        else [host]
+        if host is None or isinstance(host, str)
+        else host
+    )
+    infos: set[tuple[Any, ...]] = set()
+    for name in hosts:
+        resolved = await anyio.getaddrinfo(
+            name, port, family=family, type=socket.SOCK_STREAM, flags=flags
+        )
+        if not resolved:
+            raise OSError(f"getaddrinfo({name!r}) returned empty list")
+        infos.update(resolved)
+
+    sockets: list[socket.socket] = []
+    try:
+        # In order (IPv4 first), where asyncio takes the set's: the same
+        # sockets, made the same way on every run.
+        for address_family, kind, proto, _, address in sorted(infos):
+            try:
+                sock = socket.socket(address_family, kind, proto)
+            except OSError:
+                continue  # a family or protocol that this host does not have
+            sockets.append(sock)
+            if reuse_address:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, True)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, True)
+            if address_family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, True)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRNOTAVAIL:
+                    sockets.pop()  # the family is not enabled, as asyncio assumes
+                    sock.close()
+                    continue
+                raise OSError(
+                    exc.errno,
+                    f"error while attempting to bind on address {address!r}: "
+                    f"{(exc.strerror or '').lower()}",
+                ) from None
+        if not sockets:
+            raise OSError(
+                f"could not bind on any address out of {[info[4] for info in infos]!r}"
+            )
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+
+    return sockets
+
+
+async def _listeners(sockets: Sequence[socket.socket]) -> list[SocketListener]:
+    """AnyIO listeners for bound ``sockets`` (all of them closed on failure)."""
     listeners: list[SocketListener] = []
     try:
-        for host in hosts:
-            multi = await anyio.create_tcp_listener(
-                local_host=host,
-                local_port=port or 0,
-                family=family,  # type: ignore[arg-type]
-                backlog=backlog,
-                reuse_port=bool(reuse_port),
-            )
-            listeners.extend(multi.listeners)  # type: ignore[arg-type]
+        for sock in sockets:
+            listeners.append(await SocketListener.from_socket(sock))  # noqa: PERF401
     except BaseException:
         for listener in listeners:
             await aclose_forcefully(listener)
+        for sock in sockets[len(listeners) :]:
+            sock.close()
         raise
 
     return listeners
+
+
+def _bind_unix(path: str | os.PathLike[str]) -> socket.socket:
+    """A UNIX socket bound to ``path`` as asyncio's ``create_unix_server()``
+    binds it: a stale socket file there is removed, any other file is kept."""
+    path = os.fspath(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    if not path.startswith("\x00"):  # not an abstract socket
+        with suppress(FileNotFoundError):
+            if stat.S_ISSOCK(os.stat(path).st_mode):
+                os.remove(path)
+    try:
+        sock.bind(path)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise OSError(
+                errno.EADDRINUSE, f"Address {path!r} is already in use"
+            ) from None
+        raise
+    return sock
 
 
 @asynccontextmanager
@@ -314,9 +404,11 @@ async def start_server(
     *,
     limit: int = DEFAULT_LIMIT,
     family: socket.AddressFamily = socket.AF_UNSPEC,
+    flags: int = socket.AI_PASSIVE,
     sock: socket.socket | None = None,
     backlog: int = 100,
     ssl: SSLContext | None = None,
+    reuse_address: bool | None = None,
     reuse_port: bool | None = None,
     ssl_handshake_timeout: float | None = None,
     start_serving: bool = True,
@@ -336,11 +428,15 @@ async def start_server(
     :param host: the interface(s) to listen on (default, or ``""``: all)
     :param port: the port (default: any free port; see :attr:`Server.sockets`)
     :param limit: the readers' line limit (see :class:`StreamReader`)
-    :param family: the address family when ``host`` is omitted
+    :param family: the address family to listen on (default: every one that
+        ``host`` resolves to)
+    :param flags: the ``getaddrinfo()`` flags for resolving ``host``
     :param sock: an already bound socket to listen on instead of ``host`` and
         ``port``
     :param backlog: the listen backlog
     :param ssl: an :class:`ssl.SSLContext` to serve TLS
+    :param reuse_address: whether to set ``SO_REUSEADDR`` (default: on POSIX
+        systems)
     :param reuse_port: whether to set ``SO_REUSEPORT``
     :param ssl_handshake_timeout: seconds to wait for a client's TLS handshake
         (default 60); a failed handshake closes that connection only
@@ -357,20 +453,20 @@ async def start_server(
     check_limit(limit)
     check_send_timeout(send_timeout)
     context = _server_tls(ssl, ssl_handshake_timeout)
-    if sock is not None:
-        check_sock(host, port, sock)
-        sock.listen(backlog)
-        listeners = [await SocketListener.from_socket(sock)]
+    if host is not None or port is not None:
+        if sock is not None:
+            raise ValueError("host/port and sock can not be specified at the same time")
+        sockets = await _bind_tcp(host, port, family, flags, reuse_address, reuse_port)
+    elif sock is None:
+        raise ValueError("Neither host/port nor sock were specified")
     else:
-        # As asyncio: "" (like None) means every interface.
-        hosts: Sequence[str | None] = (
-            [host or None] if host is None or isinstance(host, str) else list(host)
-        )
-        listeners = await _tcp_listeners(hosts, port, family, backlog, reuse_port)
+        sockets = [sock]
+    listeners = await _listeners(sockets)
 
     server = Server(
         client_connected_cb,
         listeners,
+        backlog=backlog,
         limit=limit,
         ssl=context,
         ssl_handshake_timeout=ssl_handshake_timeout,
@@ -408,14 +504,13 @@ async def start_unix_server(
     check_limit(limit)
     check_send_timeout(send_timeout)
     context = _server_tls(ssl, ssl_handshake_timeout)
-    check_sock(path, None, sock)
-    listener: SocketListener
-    if sock is not None:
-        sock.listen(backlog)
-        listener = await SocketListener.from_socket(sock)
-    else:
-        assert path is not None
-        listener = await anyio.create_unix_listener(path, backlog=backlog)
+    if path is not None:
+        if sock is not None:
+            raise ValueError("path and sock can not be specified at the same time")
+        sock = _bind_unix(path)
+    elif sock is None:
+        raise ValueError("path was not specified, and no sock specified")
+    listeners = await _listeners([sock])
 
     unix_socket = None
     if cleanup_socket and path is not None:
@@ -424,7 +519,8 @@ async def start_unix_server(
 
     server = Server(
         client_connected_cb,
-        [listener],
+        listeners,
+        backlog=backlog,
         limit=limit,
         ssl=context,
         ssl_handshake_timeout=ssl_handshake_timeout,
