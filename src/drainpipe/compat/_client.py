@@ -4,6 +4,7 @@ server accepts), and :func:`open_connection` and :func:`open_unix_connection`.""
 from __future__ import annotations
 
 import math
+import socket
 from contextlib import asynccontextmanager
 from ssl import SSLContext, create_default_context
 from typing import TYPE_CHECKING
@@ -26,15 +27,16 @@ from ._errors import (
     SSL_HANDSHAKE_TIMEOUT,
     check_limit,
     check_sock,
+    check_unix_sock,
     connect_error,
     connection_error,
+    summed_error,
 )
 from ._reader import StreamReader, connection_state
 from ._writer import Shutdown, StreamWriter
 
 if TYPE_CHECKING:
     import os
-    import socket
     from collections.abc import AsyncIterator
     from types import TracebackType
 
@@ -145,6 +147,57 @@ async def _start_tls(
         raise
 
 
+async def _connect_tcp(
+    host: str,
+    port: int,
+    local_addr: tuple[str, int] | None,
+    happy_eyeballs_delay: float,
+) -> SocketStream:
+    """AnyIO's ``connect_tcp()`` with asyncio's errors."""
+    local_host, local_port = local_addr or (None, None)
+    try:
+        return await anyio.connect_tcp(
+            host,
+            port,
+            local_host=local_host,
+            local_port=local_port,
+            happy_eyeballs_delay=happy_eyeballs_delay,
+        )
+    except OSError as exc:
+        error = connect_error(exc)
+        if error is None:
+            raise
+        raise error from exc
+
+
+async def _connect_resolved(
+    host: str,
+    port: int,
+    family: int,
+    proto: int,
+    flags: int,
+    local_addr: tuple[str, int] | None,
+    happy_eyeballs_delay: float,
+) -> SocketStream:
+    """Connect to the addresses that ``getaddrinfo()`` gives for ``family``,
+    ``proto`` and ``flags`` (which AnyIO's ``connect_tcp()`` does not take), one
+    after the other, as asyncio does."""
+    infos = await anyio.getaddrinfo(
+        host, port, family=family, type=socket.SOCK_STREAM, proto=proto, flags=flags
+    )
+    if not infos:
+        raise OSError("getaddrinfo() returned empty list")
+
+    attempts: list[OSError] = []
+    for address in dict.fromkeys(info[4][0] for info in infos):
+        try:
+            return await _connect_tcp(address, port, local_addr, happy_eyeballs_delay)
+        except OSError as exc:  # noqa: PERF203 - one attempt per address
+            attempts.append(exc)
+
+    raise summed_error(attempts) from attempts[-1].__cause__
+
+
 @asynccontextmanager
 async def open_connection(
     host: str | None = None,
@@ -153,6 +206,9 @@ async def open_connection(
     limit: int = DEFAULT_LIMIT,
     ssl: SSLContext | bool | None = None,
     sock: socket.socket | None = None,
+    family: int = 0,
+    proto: int = 0,
+    flags: int = 0,
     server_hostname: str | None = None,
     ssl_handshake_timeout: float | None = None,
     local_addr: tuple[str, int] | None = None,
@@ -172,6 +228,9 @@ async def open_connection(
         (``True`` uses :func:`ssl.create_default_context`)
     :param sock: an already connected socket to use instead of ``host`` and
         ``port``; the connection takes it over
+    :param family: the address family to connect over (default: any)
+    :param proto: the protocol number for resolving ``host``
+    :param flags: the ``getaddrinfo()`` flags for resolving ``host``
     :param server_hostname: the host name to check the server's certificate
         against (default: ``host``; ``""`` turns the check off)
     :param ssl_handshake_timeout: seconds to wait for the TLS handshake (default
@@ -203,22 +262,13 @@ async def open_connection(
     else:
         assert host is not None
         assert port is not None
-        local_host, local_port = local_addr or (None, None)
-        try:
-            stream = await anyio.connect_tcp(
-                host,
-                port,
-                local_host=local_host,
-                local_port=local_port,
-                happy_eyeballs_delay=(
-                    math.inf if happy_eyeballs_delay is None else happy_eyeballs_delay
-                ),
+        delay = math.inf if happy_eyeballs_delay is None else happy_eyeballs_delay
+        if family or proto or flags:
+            stream = await _connect_resolved(
+                host, port, family, proto, flags, local_addr, delay
             )
-        except OSError as exc:
-            error = connect_error(exc)
-            if error is None:
-                raise
-            raise error from exc
+        else:
+            stream = await _connect_tcp(host, port, local_addr, delay)
 
     connection: ByteStream = stream
     if context is not None:
@@ -252,7 +302,7 @@ async def open_unix_connection(
     """
     check_limit(limit)
     check_send_timeout(send_timeout)
-    check_sock(path, None, sock)
+    check_unix_sock(path, sock)
     context, hostname = _client_tls(ssl, server_hostname, None, ssl_handshake_timeout)
     stream: SocketStream
     if sock is not None:

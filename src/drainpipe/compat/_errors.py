@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import socket
+    from collections.abc import Sequence
 
     from anyio import BrokenResourceError
 
@@ -82,8 +83,13 @@ def connect_error(error: OSError) -> OSError | None:
     if not attempts:
         return None
 
-    # asyncio's create_connection(): one error, or several with the same message,
-    # is raised as it is; different ones are summed up in one OSError.
+    return summed_error(attempts)
+
+
+def summed_error(attempts: Sequence[OSError]) -> OSError:
+    """asyncio's ``create_connection()`` error for failed ``attempts``: one error,
+    or several with the same message, is raised as it is (a fresh copy); different
+    ones are summed up in one :exc:`OSError`."""
     first = attempts[0]
     if all(str(attempt) == str(first) for attempt in attempts):
         return type(first)(*first.args)
@@ -91,6 +97,15 @@ def connect_error(error: OSError) -> OSError | None:
     return OSError(
         "Multiple exceptions: " + ", ".join(str(attempt) for attempt in attempts)
     )
+
+
+def check_unix_sock(path: object, sock: socket.socket | None) -> None:
+    """asyncio's check of the ``path``/``sock`` combinations of a UNIX client."""
+    if path is not None:
+        if sock is not None:
+            raise ValueError("path and sock can not be specified at the same time")
+    elif sock is None:
+        raise ValueError("no path and sock were specified")
 
 
 def check_sock(host: object, port: object, sock: socket.socket | None) -> None:
