@@ -88,7 +88,8 @@ docs: $(VENV)/.docs
 	$(BIN)/python -m sphinx -W --keep-going -n -b html docs docs/_build/html
 
 # Redraw the figures under docs/_static from real runs (commit the PNGs, and the
-# benchmark's and the scale test's JSON next to them, with the tables made from it).
+# benchmark's, the scale test's and the differential suite's JSON next to them, with
+# the tables made from it).
 plots: $(VENV)/.plots
 	$(BIN)/python docs/backpressure_plot.py
 	$(BIN)/python docs/timeline_plot.py
@@ -96,6 +97,10 @@ plots: $(VENV)/.plots
 	$(BIN)/python docs/bench_plot.py docs/_static/bench.json
 	$(BIN)/python -m drainpipe bench --quick --scenarios idle --json docs/_static/idle.json
 	$(BIN)/python docs/idle_table.py docs/_static/idle.json
+	rm -f docs/_static/differential.json
+	DRAINPIPE_DIFFERENTIAL_REPORT=docs/_static/differential.json \
+	  $(BIN)/python -m pytest -p no:randomly tests/test_differential.py
+	$(BIN)/python docs/differential_table.py docs/_static/differential.json
 	rm -f docs/_static/scale.json
 	DRAINPIPE_SCALE_REPORT=docs/_static/scale.json \
 	  $(BIN)/python -m pytest -m slow -p no:randomly tests/test_scale.py

@@ -20,6 +20,7 @@ shows through ``docs/differential_table.py``.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import socket
@@ -60,6 +61,11 @@ class Difference(NamedTuple):
 
     keys: tuple[str, ...]
     reason: str
+    #: the first Python whose asyncio behaves as compat does (None: none yet)
+    until: tuple[int, int] | None = None
+
+    def applies(self) -> bool:
+        return self.until is None or sys.version_info < self.until
 
 
 #: Scenario -> the difference that stays (see docs/porting.md, "Differences from
@@ -86,19 +92,19 @@ DOCUMENTED: dict[str, Difference] = {
         "start_server(limit=0) raises ValueError at once; asyncio's starts serving "
         "and fails every connection, since it makes each reader only then",
     ),
-}
-if sys.version_info < (3, 12):
-    DOCUMENTED["write after write_eof"] = Difference(
+    "write after write_eof": Difference(
         ("writelines",),
         "writelines() after write_eof() raises RuntimeError naming writelines(), as "
         "asyncio does from Python 3.12 on (before, it names write())",
-    )
-if sys.version_info < (3, 13):
-    DOCUMENTED["UNIX server removes its socket file"] = Difference(
+        until=(3, 12),
+    ),
+    "UNIX server removes its socket file": Difference(
         ("file after close",),
         "the socket file is removed when the server closes, as asyncio does from "
         "Python 3.13 on (cleanup_socket=True)",
-    )
+        until=(3, 13),
+    ),
+}
 
 #: (backend, scenario) -> examples compared in this run.
 COMPARED: Counter[tuple[str, str]] = Counter()
@@ -114,7 +120,7 @@ def compare(
     COMPARED[backend_id(anyio_backend), name] += 1
     assert set(actual) == set(expected)
     documented = DOCUMENTED.get(name)
-    if documented is None:
+    if documented is None or not documented.applies():
         assert actual == expected
         return
 
@@ -144,9 +150,7 @@ def report() -> Iterator[None]:
         runs.setdefault(backend, {})[name] = count
     merged["python"] = ".".join(map(str, sys.version_info[:2]))
     merged["scenarios"] = scenario_names()
-    merged["differences"] = {
-        name: difference.reason for name, difference in sorted(DOCUMENTED.items())
-    }
+    merged["differences"] = documented_differences()
     target.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
 
 
@@ -786,6 +790,42 @@ async def client_options(api: Api) -> dict[str, Any]:
             except Exception as exc:  # noqa: BLE001, PERF203 - the result
                 result[name] = describe(exc)
     return result
+
+
+def documented_differences() -> dict[str, dict[str, Any]]:
+    """The documented differences as the report records them."""
+    return {
+        name: {
+            "reason": difference.reason,
+            "until": None if difference.until is None else list(difference.until),
+        }
+        for name, difference in sorted(DOCUMENTED.items())
+    }
+
+
+def test_every_documented_difference_names_a_scenario() -> None:
+    assert set(DOCUMENTED) <= set(scenario_names())
+
+
+def test_the_porting_page_shows_this_suite() -> None:
+    """The committed report lists this suite's scenarios and differences, and the
+    porting page shows the table made from it."""
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    committed = json.loads((docs / "_static" / "differential.json").read_text())
+    assert committed["scenarios"] == scenario_names()
+    assert committed["differences"] == documented_differences()
+    assert set(committed["runs"]) == {"asyncio", "asyncio+uvloop", "trio"}
+    for run in committed["runs"].values():
+        assert set(run) == set(scenario_names())
+    spec = importlib.util.spec_from_file_location(
+        "differential_table", docs / "differential_table.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert (docs / "_static" / "differential.md").read_text() == module.table(committed)
+    assert "{include} _static/differential.md" in (docs / "porting.md").read_text()
 
 
 def scenario_names() -> list[str]:

@@ -165,7 +165,8 @@ class StreamWriter:
 
     As in asyncio, :meth:`write` after :meth:`close` is silently dropped, and
     :meth:`drain` after :meth:`close` raises ``ConnectionResetError("Connection
-    lost")``.
+    lost")`` unless the buffer is above its high watermark (it then waits for the
+    close to send it).
 
     .. versionadded:: 0.1
     """
