@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import errno as errno_names
+import re
 from contextlib import asynccontextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +51,8 @@ def describe(exc: BaseException) -> tuple[Any, ...]:
         # A bytes-like check worded by whichever layer makes it: asyncio's
         # transport or b"".join(), drainpipe's buffer.
         return ("TypeError",)
-    return (type(exc).__name__, str(exc))
+    # A socket's repr names its file descriptor and port, which differ by run.
+    return (type(exc).__name__, re.sub(r"<socket\.socket [^>]*>", "<socket>", str(exc)))
 
 
 async def outcome(awaitable: Awaitable[Any]) -> tuple[Any, ...]:

@@ -535,6 +535,18 @@ async def server_on_ipv4_only(api: Api) -> dict[str, Any]:
     return await served_addresses(api, None, 0, family=socket.AF_INET)
 
 
+@scenario("server on host None, AF_INET6")
+async def server_on_ipv6_only(api: Api) -> dict[str, Any]:
+    if not has_ipv6():
+        return {"skipped": "no IPv6"}
+    return await served_addresses(api, None, 0, family=socket.AF_INET6)
+
+
+@scenario("server on a port given as a string")
+async def server_on_port_string(api: Api) -> dict[str, Any]:
+    return await served_addresses(api, ("127.0.0.1",), str(free_port()))
+
+
 @scenario("server on a list of hosts")
 async def server_on_host_list(api: Api) -> dict[str, Any]:
     hosts = ["127.0.0.1", "::1"] if has_ipv6() else ["127.0.0.1", "127.0.0.1"]
@@ -636,16 +648,18 @@ async def server_argument_errors(api: Api) -> dict[str, Any]:
         async with api.serve(read_all_then_close, *args, **kwargs):
             pass
 
-    sock = socket.socket()
-    try:
+    with (
+        socket.socket() as sock,
+        socket.socket(type=socket.SOCK_DGRAM) as datagram_sock,
+    ):
+        datagram_sock.bind(("127.0.0.1", 0))
         return {
             "no host, port or sock": await outcome(start()),
             "host and sock": await outcome(start("127.0.0.1", sock=sock)),
+            "datagram sock": await outcome(start(sock=datagram_sock)),
             "limit 0": await outcome(start("127.0.0.1", 0, limit=0)),
             "ssl not a context": await outcome(start("127.0.0.1", 0, ssl=True)),
         }
-    finally:
-        sock.close()
 
 
 @scenario("server on a port in use")
@@ -705,6 +719,23 @@ async def unix_paths_in_use(api: Api) -> dict[str, Any]:
         return result
 
 
+@scenario("UNIX server argument errors")
+async def unix_server_argument_errors(api: Api) -> dict[str, Any]:
+    async def start(*args: Any, **kwargs: Any) -> None:
+        async with api.serve_unix(read_all_then_close, *args, **kwargs):
+            pass
+
+    with tempfile.TemporaryDirectory() as directory, socket.socket() as tcp_sock:
+        tcp_sock.bind(("127.0.0.1", 0))
+        return {
+            "no path or sock": await outcome(start()),
+            "path and sock": await outcome(
+                start(str(Path(directory) / "s.sock"), sock=tcp_sock)
+            ),
+            "TCP sock": await outcome(start(sock=tcp_sock)),
+        }
+
+
 @scenario("UNIX server on a socket")
 async def unix_server_on_sock(api: Api) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as directory:
@@ -735,6 +766,7 @@ async def connection_errors(api: Api) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as directory:
         missing = str(Path(directory) / "missing.sock")
         sock = socket.socket()
+        datagram_sock = socket.socket(type=socket.SOCK_DGRAM)
         try:
             return {
                 "refused": await outcome(connect("127.0.0.1", free_port())),
@@ -755,9 +787,13 @@ async def connection_errors(api: Api) -> dict[str, Any]:
                 ),
                 "UNIX path missing": await outcome(connect_unix(missing)),
                 "UNIX no path or sock": await outcome(connect_unix()),
+                "UNIX path and sock": await outcome(connect_unix(missing, sock=sock)),
+                "UNIX over a TCP sock": await outcome(connect_unix(sock=sock)),
+                "datagram sock": await outcome(connect(sock=datagram_sock)),
             }
         finally:
             sock.close()
+            datagram_sock.close()
 
 
 @scenario("client options")

@@ -27,6 +27,7 @@ from ._errors import (
     SSL_HANDSHAKE_TIMEOUT,
     check_limit,
     check_sock,
+    check_stream_socket,
     check_unix_sock,
     connect_error,
     connection_error,
@@ -258,6 +259,7 @@ async def open_connection(
     context, hostname = _client_tls(ssl, server_hostname, host, ssl_handshake_timeout)
     stream: SocketStream
     if sock is not None:
+        check_stream_socket(sock)
         stream = await SocketStream.from_socket(sock)
     else:
         assert host is not None
@@ -306,6 +308,7 @@ async def open_unix_connection(
     context, hostname = _client_tls(ssl, server_hostname, None, ssl_handshake_timeout)
     stream: SocketStream
     if sock is not None:
+        check_stream_socket(sock, unix=True)
         stream = await UNIXSocketStream.from_socket(sock)
     else:
         assert path is not None

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 from ssl import SSLEOFError
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    import socket
     from collections.abc import Sequence
 
     from anyio import BrokenResourceError
@@ -97,6 +97,16 @@ def summed_error(attempts: Sequence[OSError]) -> OSError:
     return OSError(
         "Multiple exceptions: " + ", ".join(str(attempt) for attempt in attempts)
     )
+
+
+def check_stream_socket(sock: socket.socket, *, unix: bool = False) -> None:
+    """asyncio's check that a given ``sock`` is a stream socket (a UNIX one for
+    the UNIX functions)."""
+    if sock.type != socket.SOCK_STREAM or (
+        unix and sock.family != getattr(socket, "AF_UNIX", None)
+    ):
+        kind = "UNIX Domain Stream" if unix else "Stream"
+        raise ValueError(f"A {kind} Socket was expected, got {sock!r}")
 
 
 def check_unix_sock(path: object, sock: socket.socket | None) -> None:

@@ -28,7 +28,12 @@ from anyio.streams.tls import TLSStream
 from .._checkpoints import wait
 from .._core import check_send_timeout
 from ._client import Connection
-from ._errors import DEFAULT_LIMIT, SSL_HANDSHAKE_TIMEOUT, check_limit
+from ._errors import (
+    DEFAULT_LIMIT,
+    SSL_HANDSHAKE_TIMEOUT,
+    check_limit,
+    check_stream_socket,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -460,6 +465,7 @@ async def start_server(
     elif sock is None:
         raise ValueError("Neither host/port nor sock were specified")
     else:
+        check_stream_socket(sock)
         sockets = [sock]
     listeners = await _listeners(sockets)
 
@@ -510,6 +516,8 @@ async def start_unix_server(
         sock = _bind_unix(path)
     elif sock is None:
         raise ValueError("path was not specified, and no sock specified")
+    else:
+        check_stream_socket(sock, unix=True)
     listeners = await _listeners([sock])
 
     unix_socket = None
