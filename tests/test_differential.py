@@ -662,6 +662,15 @@ async def server_argument_errors(api: Api) -> dict[str, Any]:
         }
 
 
+@scenario("server on an address of another host")
+async def server_on_foreign_address(api: Api) -> dict[str, Any]:
+    async def start() -> None:
+        async with api.serve(read_all_then_close, "192.0.2.1", 0):  # TEST-NET-1
+            pass
+
+    return {"start": await outcome(start())}
+
+
 @scenario("server on a port in use")
 async def server_port_in_use(api: Api) -> dict[str, Any]:
     with socket.socket() as taken:
@@ -715,6 +724,14 @@ async def unix_paths_in_use(api: Api) -> dict[str, Any]:
                 pass
 
         result["regular file"] = await outcome(start())
+
+        async def start_in_missing_directory() -> None:
+            async with api.serve_unix(
+                read_all_then_close, Path(directory) / "missing" / "s.sock"
+            ):
+                pass
+
+        result["missing directory"] = await outcome(start_in_missing_directory())
         result["regular file kept"] = regular.read_bytes()
         return result
 
@@ -734,6 +751,19 @@ async def unix_server_argument_errors(api: Api) -> dict[str, Any]:
             ),
             "TCP sock": await outcome(start(sock=tcp_sock)),
         }
+
+
+@scenario("UNIX server on an abstract socket")
+async def unix_server_abstract(api: Api) -> dict[str, Any]:
+    if not sys.platform.startswith("linux"):
+        return {"skipped": "abstract sockets are Linux's"}
+    path = f"\x00drainpipe-differential-{os.getpid()}-{api.name}"
+    async with api.serve_unix(read_all_then_close, path) as server:
+        async with api.connect_unix(path) as (reader, writer):
+            writer.write(b"x")
+            writer.write_eof()
+            read = await outcome(reader.read())
+        return {"sockname": server.sockets[0].getsockname() == path, "read": read}
 
 
 @scenario("UNIX server on a socket")
@@ -770,6 +800,10 @@ async def connection_errors(api: Api) -> dict[str, Any]:
         try:
             return {
                 "refused": await outcome(connect("127.0.0.1", free_port())),
+                "refused on every address of localhost": await outcome(
+                    connect("localhost", free_port())
+                ),
+                "unresolvable host": await outcome(connect("drainpipe.invalid", 80)),
                 "no host, port or sock": await outcome(connect()),
                 "host and sock": await outcome(connect("127.0.0.1", 1, sock=sock)),
                 "server_hostname without ssl": await outcome(

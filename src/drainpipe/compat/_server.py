@@ -294,6 +294,10 @@ def _server_tls(
     return ssl
 
 
+#: asyncio skips an address that cannot be bound (EADDRNOTAVAIL) from Python 3.13 on.
+_SKIPS_UNAVAILABLE_ADDRESSES = sys.version_info >= (3, 13)
+
+
 async def _bind_tcp(
     host: str | Sequence[str] | None,
     port: int | None,
@@ -343,7 +347,7 @@ async def _bind_tcp(
             try:
                 sock.bind(address)
             except OSError as exc:
-                if exc.errno == errno.EADDRNOTAVAIL:
+                if exc.errno == errno.EADDRNOTAVAIL and _SKIPS_UNAVAILABLE_ADDRESSES:
                     sockets.pop()  # the family is not enabled, as asyncio assumes
                     sock.close()
                     continue
@@ -380,12 +384,17 @@ async def _listeners(sockets: Sequence[socket.socket]) -> list[SocketListener]:
     return listeners
 
 
+def _abstract(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names a socket in Linux's abstract namespace (no file)."""
+    return os.fspath(path).startswith("\x00")
+
+
 def _bind_unix(path: str | os.PathLike[str]) -> socket.socket:
     """A UNIX socket bound to ``path`` as asyncio's ``create_unix_server()``
     binds it: a stale socket file there is removed, any other file is kept."""
     path = os.fspath(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    if not path.startswith("\x00"):  # not an abstract socket
+    if not _abstract(path):
         with suppress(FileNotFoundError):
             if stat.S_ISSOCK(os.stat(path).st_mode):
                 os.remove(path)
@@ -521,7 +530,7 @@ async def start_unix_server(
     listeners = await _listeners([sock])
 
     unix_socket = None
-    if cleanup_socket and path is not None:
+    if cleanup_socket and path is not None and not _abstract(path):
         with suppress(OSError):
             unix_socket = (os.fspath(path), os.stat(path).st_ino)
 
