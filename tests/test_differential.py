@@ -61,11 +61,16 @@ class Difference(NamedTuple):
 
     keys: tuple[str, ...]
     reason: str
+    #: the first Python whose asyncio differs (None: every one)
+    since: tuple[int, int] | None = None
     #: the first Python whose asyncio behaves as compat does (None: none yet)
     until: tuple[int, int] | None = None
 
     def applies(self) -> bool:
-        return self.until is None or sys.version_info < self.until
+        version = sys.version_info[:2]
+        return (self.since is None or version >= self.since) and (
+            self.until is None or version < self.until
+        )
 
 
 #: Scenario -> the difference that stays (see docs/porting.md, "Differences from
@@ -76,16 +81,18 @@ DOCUMENTED: dict[str, Difference] = {
         "write() raises the connection error once the connection is lost; asyncio "
         "drops the data (and logs a warning after five such writes)",
     ),
-    "server options": Difference(
-        ("ssl_shutdown_timeout without ssl",),
-        "ssl_shutdown_timeout is not accepted (TypeError): the closing TLS "
-        "handshake is bounded by send_timeout, or by a cancel scope around the block",
+    "ssl_shutdown_timeout": Difference(
+        ("start_server", "open_connection"),
+        "ssl_shutdown_timeout (Python 3.11) is not accepted (TypeError): the closing "
+        "TLS handshake is bounded by send_timeout, or by a cancel scope around the "
+        "block",
+        since=(3, 11),
     ),
     "client options": Difference(
-        ("interleave", "ssl_shutdown_timeout without ssl"),
+        ("interleave",),
         "interleave (and all_errors, Python 3.12) are not accepted (TypeError): the "
         "addresses of a host are tried one at a time, or raced with "
-        "happy_eyeballs_delay; ssl_shutdown_timeout as for servers",
+        "happy_eyeballs_delay",
     ),
     "server argument errors": Difference(
         ("limit 0",),
@@ -623,7 +630,6 @@ async def server_options(api: Api) -> dict[str, Any]:
         "reuse_port=True": {"reuse_port": True},
         "backlog=5": {"backlog": 5},
         "flags": {"flags": socket.AI_PASSIVE},
-        "ssl_shutdown_timeout without ssl": {"ssl_shutdown_timeout": 1.0},
         "ssl_handshake_timeout without ssl": {"ssl_handshake_timeout": 1.0},
     }
     for name, arguments in options.items():
@@ -640,6 +646,26 @@ async def server_options(api: Api) -> dict[str, Any]:
         except Exception as exc:  # noqa: BLE001, PERF203 - the exception is the result
             result[name] = describe(exc)
     return result
+
+
+@scenario("ssl_shutdown_timeout")
+async def ssl_shutdown_timeout(api: Api) -> dict[str, Any]:
+    """Given without ssl: asyncio's ValueError (a TypeError before Python 3.11)."""
+
+    async def start() -> None:
+        async with api.serve(
+            read_all_then_close, "127.0.0.1", 0, ssl_shutdown_timeout=1.0
+        ):
+            pass
+
+    async def connect() -> None:
+        async with api.connect("127.0.0.1", free_port(), ssl_shutdown_timeout=1.0):
+            pass
+
+    return {
+        "start_server": await outcome(start()),
+        "open_connection": await outcome(connect()),
+    }
 
 
 @scenario("server argument errors")
@@ -843,7 +869,6 @@ async def client_options(api: Api) -> dict[str, Any]:
             "local_addr": {"local_addr": ("127.0.0.1", 0)},
             "happy_eyeballs_delay": {"happy_eyeballs_delay": 0.25},
             "interleave": {"interleave": 1},
-            "ssl_shutdown_timeout without ssl": {"ssl_shutdown_timeout": 1.0},
         }
         for name, arguments in options.items():
             try:
@@ -867,6 +892,7 @@ def documented_differences() -> dict[str, dict[str, Any]]:
     return {
         name: {
             "reason": difference.reason,
+            "since": None if difference.since is None else list(difference.since),
             "until": None if difference.until is None else list(difference.until),
         }
         for name, difference in sorted(DOCUMENTED.items())
