@@ -76,6 +76,8 @@ class Api:
     streams they open."""
 
     name: str
+    #: the write transport's documented interface
+    write_transport_type: type
 
     def fed_reader(self, chunks: Sequence[bytes], limit: int) -> Any:
         """A reader that receives ``chunks``, one each time a read waits for
@@ -117,6 +119,7 @@ class Api:
 
 class AsyncioApi(Api):
     name = "asyncio"
+    write_transport_type = asyncio.WriteTransport
 
     def fed_reader(self, chunks: Sequence[bytes], limit: int) -> Any:
         return _FedReader(chunks, limit)
@@ -182,6 +185,7 @@ class _FedReader(asyncio.StreamReader):
 
 class CompatApi(Api):
     name = "compat"
+    write_transport_type = compat.WriteTransport
 
     def __init__(self) -> None:
         self._receive_streams: list[MemoryObjectReceiveStream[bytes]] = []

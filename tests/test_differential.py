@@ -20,6 +20,7 @@ shows through ``docs/differential_table.py``.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import os
@@ -80,6 +81,37 @@ DOCUMENTED: dict[str, Difference] = {
         ("write",),
         "write() raises the connection error once the connection is lost; asyncio "
         "drops the data (and logs a warning after five such writes)",
+    ),
+    "public names of the reader and writer": Difference(
+        (
+            "StreamReader.feed_data",
+            "StreamReader.feed_eof",
+            "StreamReader.set_exception",
+            "StreamReader.set_transport",
+            "StreamReader: more names",
+            "StreamWriter.start_tls",
+            "StreamWriter: more names",
+        ),
+        "the reader pulls from its stream, so it has no feed_data(), feed_eof(), "
+        "set_exception() or set_transport() (give it a memory object stream to "
+        "feed) and has receive_stream, that stream; the writer has no start_tls() "
+        "(Python 3.11; wrap the stream in anyio.streams.tls.TLSStream instead) and "
+        "has send_stream, the BufferedByteSendStream underneath",
+    ),
+    "public names of the write transport": Difference(
+        ("WriteTransport.get_protocol", "WriteTransport.set_protocol"),
+        "the write transport has no get_protocol() or set_protocol(): there is no "
+        "protocol",
+    ),
+    "public names of the server": Difference(
+        ("Server.get_loop",),
+        "Server has no get_loop(): there is no asyncio event loop on trio",
+    ),
+    "server names of newer Pythons": Difference(
+        ("close_clients", "abort_clients"),
+        "Server has close_clients() and abort_clients() on every Python; asyncio "
+        "from 3.13 on",
+        until=(3, 13),
     ),
     "ssl_shutdown_timeout": Difference(
         ("start_server", "open_connection"),
@@ -494,6 +526,25 @@ async def half_close(api: Api) -> dict[str, Any]:
         }
 
 
+@scenario("write through the transport")
+async def write_through_transport(api: Api) -> dict[str, Any]:
+    async def answer(reader: Any, writer: Any) -> None:
+        request = await reader.read()
+        writer.write(b"got " + request)
+        await close(writer)
+
+    async with api.connected_to(answer) as (reader, writer):
+        transport = writer.transport
+        return {
+            "can_write_eof": transport.can_write_eof(),
+            "write": call(transport.write, b"a"),
+            "writelines": call(transport.writelines, [b"b", b"c"]),
+            "write_eof": call(transport.write_eof),
+            "write after write_eof": call(transport.write, b"d"),
+            "answer": await outcome(reader.read()),
+        }
+
+
 @scenario("peer closes")
 async def peer_closes(api: Api) -> dict[str, Any]:
     async def greet(reader: Any, writer: Any) -> None:
@@ -885,6 +936,56 @@ async def client_options(api: Api) -> dict[str, Any]:
             except Exception as exc:  # noqa: BLE001, PERF203 - the result
                 result[name] = describe(exc)
     return result
+
+
+# -- the public surface ----------------------------------------------------------------
+
+
+def public_names(obj: object) -> set[str]:
+    return {name for name in dir(obj) if not name.startswith("_")}
+
+
+def surface(kind: str, obj: object, oracle: type) -> dict[str, Any]:
+    """For each public name of asyncio's ``oracle`` class, whether ``obj`` has it,
+    and the names ``obj`` has beyond them."""
+    names = public_names(oracle)
+    result: dict[str, Any] = {
+        f"{kind}.{name}": hasattr(obj, name) for name in sorted(names)
+    }
+    result[f"{kind}: more names"] = sorted(public_names(obj) - names)
+    return result
+
+
+@scenario("public names of the reader and writer")
+async def reader_and_writer_names(api: Api) -> dict[str, Any]:
+    async with api.connected_to(read_all_then_close) as (reader, writer):
+        return {
+            **surface("StreamReader", reader, asyncio.StreamReader),
+            **surface("StreamWriter", writer, asyncio.StreamWriter),
+        }
+
+
+@scenario("public names of the write transport")
+async def write_transport_names(api: Api) -> dict[str, Any]:
+    return surface("WriteTransport", api.write_transport_type, asyncio.WriteTransport)
+
+
+@scenario("public names of the server")
+async def server_names(api: Api) -> dict[str, Any]:
+    async with api.serve(read_all_then_close, "127.0.0.1", 0) as server:
+        result = surface("Server", server, asyncio.base_events.Server)
+        more = result.pop("Server: more names")
+        return {**result, "Server: more names": sorted(set(more) - NEWER_SERVER_NAMES)}
+
+
+@scenario("server names of newer Pythons")
+async def newer_server_names(api: Api) -> dict[str, Any]:
+    async with api.serve(read_all_then_close, "127.0.0.1", 0) as server:
+        return {name: hasattr(server, name) for name in sorted(NEWER_SERVER_NAMES)}
+
+
+#: Server methods that asyncio has from Python 3.13 on, and compat on every Python.
+NEWER_SERVER_NAMES = {"close_clients", "abort_clients"}
 
 
 def documented_differences() -> dict[str, dict[str, Any]]:

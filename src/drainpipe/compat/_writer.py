@@ -326,8 +326,9 @@ class StreamWriter:
 
 
 class WriteTransport:
-    """The part of asyncio's write transport that :class:`StreamWriter` users
-    reach through ``writer.transport``.
+    """asyncio's write transport as :class:`StreamWriter` users reach it through
+    ``writer.transport``: every method of :class:`asyncio.WriteTransport` but
+    ``get_protocol()`` and ``set_protocol()`` (there is no protocol).
 
     .. versionadded:: 0.1
     """
@@ -368,6 +369,22 @@ class WriteTransport:
         does, and replaces a graceful close in progress.
         """
         self._shutdown.abort()
+
+    def write(self, data: Buffer) -> None:
+        """Same as :meth:`StreamWriter.write`."""
+        self._writer.write(data)
+
+    def writelines(self, list_of_data: Iterable[Buffer]) -> None:
+        """Same as :meth:`StreamWriter.writelines`."""
+        self._writer.writelines(list_of_data)
+
+    def write_eof(self) -> None:
+        """Same as :meth:`StreamWriter.write_eof`."""
+        self._writer.write_eof()
+
+    def can_write_eof(self) -> bool:
+        """Same as :meth:`StreamWriter.can_write_eof`."""
+        return self._writer.can_write_eof()
 
     def close(self) -> None:
         """Same as :meth:`StreamWriter.close`."""
