@@ -505,14 +505,16 @@ async def write_after_reset(api: Api) -> dict[str, Any]:
         return result
 
 
+async def answer_the_request(reader: Any, writer: Any) -> None:
+    """Read to the end of stream, then answer ``got `` and what was read."""
+    request = await reader.read()
+    writer.write(b"got " + request)
+    await close(writer)
+
+
 @scenario("half-close")
 async def half_close(api: Api) -> dict[str, Any]:
-    async def answer(reader: Any, writer: Any) -> None:
-        request = await reader.read()
-        writer.write(b"got " + request)
-        await close(writer)
-
-    async with api.connected_to(answer) as (reader, writer):
+    async with api.connected_to(answer_the_request) as (reader, writer):
         writer.write(b"ping")
         writer.write_eof()
         return {
@@ -528,12 +530,7 @@ async def half_close(api: Api) -> dict[str, Any]:
 
 @scenario("write through the transport")
 async def write_through_transport(api: Api) -> dict[str, Any]:
-    async def answer(reader: Any, writer: Any) -> None:
-        request = await reader.read()
-        writer.write(b"got " + request)
-        await close(writer)
-
-    async with api.connected_to(answer) as (reader, writer):
+    async with api.connected_to(answer_the_request) as (reader, writer):
         transport = writer.transport
         return {
             "can_write_eof": transport.can_write_eof(),
