@@ -462,6 +462,41 @@ async def test_drain_after_close_raises_connection_reset_error() -> None:
             await writer.drain()
 
 
+async def test_drain_after_close_waits_for_a_buffer_above_the_high_watermark() -> None:
+    # As asyncio's: it returns once the close has sent the buffer (issue 14).
+    received: list[bytes] = []
+
+    async def receive() -> None:
+        received.append(await anyio.to_thread.run_sync(receive_until_eof, peer))
+
+    async with raw_peer() as (_reader, writer, peer), create_task_group() as tg:
+        await fill(writer)
+        written = writer.send_stream.statistics().bytes_written
+        writer.close()
+        tg.start_soon(receive)
+        with fail_after(10):
+            await writer.drain()
+        assert writer.send_stream.statistics().bytes_sent == written
+        await writer.wait_closed()
+    assert len(received[0]) == written
+
+
+async def test_drain_after_close_raises_if_the_connection_is_lost_meanwhile() -> None:
+    async with raw_peer() as (reader, writer, peer):
+        await fill(writer)
+        writer.close()
+        async with create_task_group() as tg:
+
+            async def reset_soon() -> None:
+                await wait_all_tasks_blocked()
+                reset(peer)
+
+            tg.start_soon(reset_soon)
+            with fail_after(10), pytest.raises(ConnectionError):
+                await writer.drain()
+        assert isinstance(reader.exception(), ConnectionError)
+
+
 async def test_drain_returns_when_the_writer_is_aborted_while_it_waits() -> None:
     async with raw_peer() as (_reader, writer, _peer):
         await fill(writer)
