@@ -21,10 +21,12 @@ shows through ``docs/differential_table.py``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import json
 import os
 import socket
+import ssl
 import stat
 import sys
 import tempfile
@@ -33,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
+import trustme
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -555,6 +558,72 @@ async def peer_closes(api: Api) -> dict[str, Any]:
             "at_eof": reader.at_eof(),
             "readuntil": await outcome(reader.readuntil(b"\n")),
             "exception": reader.exception(),
+        }
+
+
+# -- TLS -------------------------------------------------------------------------------
+
+
+@functools.cache
+def tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context for "localhost" and a client context that trusts it."""
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    return server_context, client_context
+
+
+async def answer_a_line(reader: Any, writer: Any) -> None:
+    line = await reader.readline()
+    writer.write(line.upper())
+    await close(writer)
+
+
+@scenario("TLS")
+async def tls(api: Api) -> dict[str, Any]:
+    server_context, client_context = tls_contexts()
+    async with (
+        api.serve(answer_a_line, "127.0.0.1", 0, ssl=server_context) as server,
+        api.connect(
+            "127.0.0.1",
+            port_of(server),
+            ssl=client_context,
+            server_hostname="localhost",
+        ) as (reader, writer),
+    ):
+        writer.write(b"hello\n")
+        return {
+            "can_write_eof": writer.can_write_eof(),
+            "write_eof": call(writer.write_eof),
+            "sslcontext": writer.get_extra_info("sslcontext") is client_context,
+            "peercert subject": writer.get_extra_info("peercert")["subject"],
+            "cipher": len(writer.get_extra_info("cipher")),
+            "compression": writer.get_extra_info("compression"),
+            "ssl_object": type(writer.get_extra_info("ssl_object")).__name__,
+            "answer": await outcome(reader.read()),
+            "at_eof": reader.at_eof(),
+        }
+
+
+@scenario("TLS handshake failures")
+async def tls_handshake_failures(api: Api) -> dict[str, Any]:
+    server_context, client_context = tls_contexts()
+
+    async def connect(**kwargs: Any) -> None:
+        async with api.connect("127.0.0.1", port_of(server), **kwargs):
+            pass
+
+    async with api.serve(answer_a_line, "127.0.0.1", 0, ssl=server_context) as server:
+        return {
+            "untrusted": await outcome(
+                connect(ssl=ssl.create_default_context(), server_hostname="localhost")
+            ),
+            "wrong host name": await outcome(
+                connect(ssl=client_context, server_hostname="example.com")
+            ),
+            "ssl without a host name": await outcome(connect(ssl=client_context)),
         }
 
 

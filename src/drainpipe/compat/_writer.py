@@ -283,7 +283,7 @@ class StreamWriter:
         :raises NotImplementedError: over TLS (see :meth:`can_write_eof`)
         """
         if not self._can_write_eof:
-            raise NotImplementedError("TLS streams cannot be half-closed")
+            raise NotImplementedError  # asyncio's TLS transport gives no message
 
         self._shutdown.write_eof()
 
