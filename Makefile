@@ -91,11 +91,13 @@ docs: $(VENV)/.docs
 	$(BIN)/python -m sphinx -W --keep-going -n -b html docs docs/_build/html
 
 # Every number on the documentation's pages and in the README is rendered by
-# docs/figures.py from the JSON under docs/_static; tests/test_docs_figures.py
-# fails when the committed text and the JSON disagree.
+# docs/figures.py (the differential suite's table by docs/differential_table.py)
+# from the JSON under docs/_static; tests/test_docs_figures.py fails when the
+# committed text and the JSON disagree.
 # `make figures`: count the tests again and rewrite the text from the JSON.
 figures: $(VENV)/.dev
 	$(BIN)/python docs/figures.py count-tests
+	$(BIN)/python docs/differential_table.py docs/_static/differential.json
 
 # `make plots`: new runs (commit the JSON, the PNGs and the text made from them).
 plots: $(VENV)/.plots
@@ -106,6 +108,9 @@ plots: $(VENV)/.plots
 	$(BIN)/python -m drainpipe bench --quick --scenarios idle --json docs/_static/idle.json
 	$(BIN)/python docs/overhead.py --json docs/_static/overhead.json
 	$(BIN)/python docs/checkpoint_cost.py --json docs/_static/checkpoint_cost.json
+	rm -f docs/_static/differential.json
+	DRAINPIPE_DIFFERENTIAL_REPORT=docs/_static/differential.json \
+	  $(BIN)/python -m pytest -p no:randomly tests/test_differential.py
 	rm -f docs/_static/scale.json
 	DRAINPIPE_SCALE_REPORT=docs/_static/scale.json \
 	  $(BIN)/python -m pytest -m slow -p no:randomly tests/test_scale.py

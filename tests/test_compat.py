@@ -31,6 +31,7 @@ from anyio.abc import SocketAttribute, SocketStream
 from anyio.streams.tls import TLSStream
 
 from drainpipe import compat
+from tests.network import free_port, has_ipv6
 
 if TYPE_CHECKING:
     from collections.abc import (
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.anyio
 
 needs_unix = pytest.mark.skipif(sys.platform == "win32", reason="no UNIX sockets")
+needs_ipv6 = pytest.mark.skipif(not has_ipv6(), reason="no IPv6 loopback")
 
 SMALL_BUFFER = 16 * 1024
 
@@ -74,13 +76,6 @@ handle_echo: Callable[[compat.StreamReader, compat.StreamWriter], Awaitable[None
     echo_pair.handle_echo
 )
 main: Callable[[int], Coroutine[Any, Any, None]] = echo_pair.main
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 async def test_asyncio_docs_echo_pair_runs(capsys: pytest.CaptureFixture[str]) -> None:
@@ -465,6 +460,41 @@ async def test_drain_after_close_raises_connection_reset_error() -> None:
         writer.close()
         with pytest.raises(ConnectionResetError, match="Connection lost"):
             await writer.drain()
+
+
+async def test_drain_after_close_waits_for_a_buffer_above_the_high_watermark() -> None:
+    # As asyncio's: it returns once the close has sent the buffer (issue 14).
+    received: list[bytes] = []
+
+    async def receive() -> None:
+        received.append(await anyio.to_thread.run_sync(receive_until_eof, peer))
+
+    async with raw_peer() as (_reader, writer, peer), create_task_group() as tg:
+        await fill(writer)
+        written = writer.send_stream.statistics().bytes_written
+        writer.close()
+        tg.start_soon(receive)
+        with fail_after(10):
+            await writer.drain()
+        assert writer.send_stream.statistics().bytes_sent == written
+        await writer.wait_closed()
+    assert len(received[0]) == written
+
+
+async def test_drain_after_close_raises_if_the_connection_is_lost_meanwhile() -> None:
+    async with raw_peer() as (reader, writer, peer):
+        await fill(writer)
+        writer.close()
+        async with create_task_group() as tg:
+
+            async def reset_soon() -> None:
+                await wait_all_tasks_blocked()
+                reset(peer)
+
+            tg.start_soon(reset_soon)
+            with fail_after(10), pytest.raises(ConnectionError):
+                await writer.drain()
+        assert isinstance(reader.exception(), ConnectionError)
 
 
 async def test_drain_returns_when_the_writer_is_aborted_while_it_waits() -> None:
@@ -1153,27 +1183,40 @@ async def test_server_sockets_are_the_listening_sockets() -> None:
         assert server.sockets == ()
 
 
+@needs_ipv6
 async def test_start_server_listens_on_every_host_given() -> None:
-    async with compat.start_server(
-        echo_until_eof, ["127.0.0.1", "127.0.0.1"], 0
-    ) as server:
-        ports = [sock.getsockname()[1] for sock in server.sockets]
-        assert len(set(ports)) == 2
-        for port in ports:
-            async with compat.open_connection("127.0.0.1", port) as (reader, writer):
+    async with compat.start_server(echo_until_eof, ["127.0.0.1", "::1"], 0) as server:
+        addresses = [sock.getsockname()[:2] for sock in server.sockets]
+        assert sorted(host for host, _ in addresses) == ["127.0.0.1", "::1"]
+        for host, port in addresses:
+            async with compat.open_connection(host, port) as (reader, writer):
                 writer.write(b"%d" % port)
                 writer.write_eof()
                 assert await reader.read() == b"%d" % port
 
 
+async def test_start_server_listens_once_on_a_host_given_twice() -> None:
+    # As asyncio's: the addresses of all hosts are one set.
+    async with compat.start_server(
+        echo_until_eof, ["127.0.0.1", "127.0.0.1"], 0
+    ) as server:
+        assert len(server.sockets) == 1
+
+
+@needs_ipv6
 async def test_start_server_closes_its_listeners_if_a_later_host_fails() -> None:
-    # The second bind of the same address and port fails, so the first listener
-    # must be closed (an unclosed one fails the test with a ResourceWarning).
-    with pytest.raises(OSError, match="in use"):
-        async with compat.start_server(
-            handle_echo, ["127.0.0.1", "127.0.0.1"], free_port()
-        ):
-            pass  # pragma: no cover
+    # The IPv4 socket is bound first (the addresses are tried in order), then the
+    # IPv6 bind fails, so the first socket must be closed (an unclosed one fails
+    # the test with a ResourceWarning).
+    with socket.socket(socket.AF_INET6) as taken:
+        taken.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, True)
+        taken.bind(("::1", 0))
+        taken.listen()
+        with pytest.raises(OSError, match="in use"):
+            async with compat.start_server(
+                handle_echo, ["127.0.0.1", "::1"], taken.getsockname()[1]
+            ):
+                pass  # pragma: no cover
 
 
 async def test_start_server_on_a_bound_socket() -> None:
@@ -1311,13 +1354,13 @@ async def test_start_serving_false_defers_accepting() -> None:
     ) as server:
         assert not server.is_serving()
         port = server.sockets[0].getsockname()[1]
-        with socket.create_connection(("127.0.0.1", port)):
-            await wait_all_tasks_blocked()
-            assert not called.is_set()
-            await server.start_serving()
-            assert server.is_serving()
-            with fail_after(5):
-                await called.wait()
+        # As asyncio's: the socket listens only once the server starts serving.
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port)).close()
+        await server.start_serving()
+        assert server.is_serving()
+        with socket.create_connection(("127.0.0.1", port)), fail_after(5):
+            await called.wait()
 
 
 async def test_close_stops_accepting() -> None:
