@@ -48,7 +48,7 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff format --check .
 
 # The docs scripts that need no matplotlib (the plots group) are checked too.
-DOCS_TYPED := docs/figures.py docs/overhead.py docs/checkpoint_cost.py docs/porting_echo.py
+DOCS_TYPED := docs/figures.py docs/differential_table.py docs/overhead.py docs/checkpoint_cost.py docs/porting_echo.py
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy --strict src tests examples $(DOCS_TYPED)
 
