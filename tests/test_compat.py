@@ -1195,6 +1195,30 @@ async def test_start_server_listens_on_every_host_given() -> None:
                 assert await reader.read() == b"%d" % port
 
 
+@pytest.mark.parametrize("keep_alive", [True, False, None])
+async def test_start_server_keep_alive_reaches_the_connections(
+    keep_alive: bool | None,
+) -> None:
+    options: list[bool] = []
+
+    async def record(reader: compat.StreamReader, writer: compat.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        options.append(bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)))
+        await echo_until_eof(reader, writer)
+
+    async with compat.start_server(
+        record, "127.0.0.1", 0, keep_alive=keep_alive
+    ) as server:
+        (sock,) = server.sockets
+        assert bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)) is bool(
+            keep_alive
+        )
+        async with compat.open_connection(*sock.getsockname()[:2]) as (reader, writer):
+            writer.write_eof()
+            assert await reader.read() == b""
+    assert options == [bool(keep_alive)]
+
+
 async def test_start_server_listens_once_on_a_host_given_twice() -> None:
     # As asyncio's: the addresses of all hosts are one set.
     async with compat.start_server(

@@ -110,6 +110,11 @@ DOCUMENTED: dict[str, Difference] = {
         ("Server.get_loop",),
         "Server has no get_loop(): there is no asyncio event loop on trio",
     ),
+    "server keep_alive": Difference(
+        ("keep_alive=True", "keep_alive=False"),
+        "start_server() takes keep_alive on every Python; asyncio from 3.13 on",
+        until=(3, 13),
+    ),
     "server names of newer Pythons": Difference(
         ("close_clients", "abort_clients"),
         "Server has close_clients() and abort_clients() on every Python; asyncio "
@@ -762,6 +767,23 @@ async def server_options(api: Api) -> dict[str, Any]:
                 )
         except Exception as exc:  # noqa: BLE001, PERF203 - the exception is the result
             result[name] = describe(exc)
+    return result
+
+
+@scenario("server keep_alive")
+async def server_keep_alive(api: Api) -> dict[str, Any]:
+    """keep_alive (Python 3.13): SO_KEEPALIVE on the listening socket."""
+    result: dict[str, Any] = {}
+    for value in (True, False):
+        try:
+            async with api.serve(
+                read_all_then_close, "127.0.0.1", 0, keep_alive=value
+            ) as server:
+                sock = server.sockets[0]
+                option = sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
+                result[f"keep_alive={value}"] = ("ok", bool(option))
+        except Exception as exc:  # noqa: BLE001, PERF203 - the exception is the result
+            result[f"keep_alive={value}"] = describe(exc)
     return result
 
 

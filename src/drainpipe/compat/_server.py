@@ -305,6 +305,7 @@ async def _bind_tcp(
     flags: int,
     reuse_address: bool | None,
     reuse_port: bool | None,
+    keep_alive: bool | None,
 ) -> list[socket.socket]:
     """Bound TCP sockets for every address of every host, made as asyncio's
     ``create_server()`` makes them (IPv6 sockets are IPv6 only, so that ``""``
@@ -342,6 +343,8 @@ async def _bind_tcp(
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, True)
             if reuse_port:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, True)
+            if keep_alive:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, True)
             if address_family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, True)
             try:
@@ -424,6 +427,7 @@ async def start_server(
     ssl: SSLContext | None = None,
     reuse_address: bool | None = None,
     reuse_port: bool | None = None,
+    keep_alive: bool | None = None,
     ssl_handshake_timeout: float | None = None,
     start_serving: bool = True,
     send_timeout: float | None = None,
@@ -452,6 +456,9 @@ async def start_server(
     :param reuse_address: whether to set ``SO_REUSEADDR`` (default: on POSIX
         systems)
     :param reuse_port: whether to set ``SO_REUSEPORT``
+    :param keep_alive: whether to set ``SO_KEEPALIVE``, which the connections
+        inherit (asyncio has this keyword from Python 3.13 on; compat on every
+        Python)
     :param ssl_handshake_timeout: seconds to wait for a client's TLS handshake
         (default 60); a failed handshake closes that connection only
     :param start_serving: whether to accept at once, or only from
@@ -470,7 +477,9 @@ async def start_server(
     if host is not None or port is not None:
         if sock is not None:
             raise ValueError("host/port and sock can not be specified at the same time")
-        sockets = await _bind_tcp(host, port, family, flags, reuse_address, reuse_port)
+        sockets = await _bind_tcp(
+            host, port, family, flags, reuse_address, reuse_port, keep_alive
+        )
     elif sock is None:
         raise ValueError("Neither host/port nor sock were specified")
     else:
