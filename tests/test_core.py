@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from drainpipe._core import (
@@ -255,3 +257,65 @@ def test_coalescing_looks_at_a_bounded_window_of_chunks() -> None:
     assert len(first) == 8192  # one window of one-byte chunks
     buffer.mark_sent(len(first))
     assert drain_all(buffer) == [b"." * (10_000 - 8192)]
+
+
+class Measured(bytes):
+    """A chunk that counts how often anything asks for its length."""
+
+    lengths_asked = 0
+
+    def __len__(self) -> int:
+        Measured.lengths_asked += 1
+        return super().__len__()
+
+
+class Shifting(list[bytes | memoryview]):
+    """A queue that counts the chunks moved by deleting from its head."""
+
+    moved = 0
+
+    def __delitem__(self, index: Any) -> None:
+        if isinstance(index, slice) and index.stop is not None:
+            Shifting.moved += max(0, len(self) - index.stop)
+        super().__delitem__(index)
+
+
+@pytest.mark.parametrize("queued", [1_000, 100_000])
+def test_coalescing_measures_each_chunk_about_once_however_long_the_queue(
+    queued: int,
+) -> None:
+    buffer = SendBuffer(1 << 40)
+    for _ in range(queued):
+        buffer.enqueue(Measured(b"m" * 100))
+    Measured.lengths_asked = 0
+    pieces = drain_all(buffer)
+    assert b"".join(pieces) == b"m" * 100 * queued
+    # each chunk measured once at most, plus one looked at beyond each piece
+    assert Measured.lengths_asked <= queued + len(pieces)
+
+
+def test_a_run_of_small_chunks_that_fits_one_piece_is_joined_unmeasured() -> None:
+    buffer = SendBuffer()
+    for _ in range(600):
+        buffer.enqueue(Measured(b"m" * 100))
+    buffer.enqueue(Measured(b"L" * LARGE_CHUNK))
+    buffer.enqueue(Measured(b"t"))
+    Measured.lengths_asked = 0
+    assert buffer.take() == b"m" * 60_000
+    # the first chunk, to see it is small; then the bytes queued are known
+    assert Measured.lengths_asked == 1
+    assert drain_all(buffer) == [b"L" * LARGE_CHUNK, b"t"]
+
+
+@pytest.mark.parametrize("queued", [10_000, 200_000])
+def test_taking_moves_no_chunk_more_than_once_however_long_the_queue(
+    queued: int,
+) -> None:
+    buffer = SendBuffer(1 << 40)
+    buffer.chunks = Shifting()
+    Shifting.moved = 0
+    for _ in range(queued):
+        buffer.enqueue(b"m" * 100)
+    pieces = drain_all(buffer)
+    assert len(b"".join(pieces)) == 100 * queued
+    assert Shifting.moved <= queued

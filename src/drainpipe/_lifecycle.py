@@ -210,6 +210,7 @@ class Lifecycle:
         self._waiters = waiters
         self._name = name
         self.state = NEW
+        buffer.set_writable(False)
         #: the failure of the wrapped stream that broke the stream, if any
         self.error: BaseException | None = None
         #: whether a call has raised :attr:`error` yet
@@ -217,6 +218,10 @@ class Lifecycle:
 
     def __repr__(self) -> str:
         return f"<Lifecycle {self.state.value}>"
+
+    def _become(self, state: State) -> None:
+        self.state = state
+        self._buffer.set_writable(state is OPEN)
 
     # -- checks ----------------------------------------------------------------
 
@@ -261,7 +266,7 @@ class Lifecycle:
                 f"a stream can be entered only once"
             )
 
-        self.state = OPEN
+        self._become(OPEN)
 
     def begin_close(self) -> CloseAction:
         """Start ``aclose()``: say what it must do, entering CLOSED (never
@@ -271,7 +276,7 @@ class Lifecycle:
             return CloseAction.NOTHING
 
         if state is NEW:
-            self.state = CLOSED
+            self._become(CLOSED)
             return CloseAction.CLOSE_WRAPPED
 
         if state is CLOSING:
@@ -280,7 +285,7 @@ class Lifecycle:
         if state is BROKEN:
             return CloseAction.CLOSE_BROKEN
 
-        self.state = CLOSING
+        self._become(CLOSING)
         return CloseAction.FLUSH_THEN_CLOSE
 
     def check_still_closing(self) -> None:
@@ -294,7 +299,7 @@ class Lifecycle:
         if self.state is not BROKEN:
             self._buffer.drop()
 
-        self.state = CLOSED
+        self._become(CLOSED)
         self._waiters.wake_all()
         self._waiters.closed().set()
 
@@ -305,7 +310,7 @@ class Lifecycle:
             return
 
         self.error = exc
-        self.state = BROKEN
+        self._become(BROKEN)
         self._buffer.drop()
         self._waiters.wake_all()
 
@@ -316,12 +321,12 @@ class Lifecycle:
             if the stream closed or broke during the flush
         """
         self.check_writable()
-        self.state = EOF
+        self._become(EOF)
 
     def eof_refused(self) -> None:
         """EOF -> OPEN: the wrapped stream cannot half-close after all."""
         if self.state is EOF:
-            self.state = OPEN
+            self._become(OPEN)
 
     def eof_failed(self, exc: Exception) -> bool:
         """The wrapped stream's half-close raised ``exc``: break the stream if it
