@@ -724,6 +724,7 @@ class SendBufferMachine(RuleBasedStateMachine):
         self.low = DEFAULT_HIGH_WATER // 4
         self.writable = True
         self.flush_idle = False
+        self.senders_waiting = False
 
     @property
     def written(self) -> int:
@@ -775,8 +776,8 @@ class SendBufferMachine(RuleBasedStateMachine):
         if size < LARGE_CHUNK and buffer.bytes_written + size <= limit:
             buffer.chunks.append(data)
             buffer.bytes_written += size
-        elif by_send and self.paused:
-            return  # send() would wait for a resume
+        elif by_send and (self.paused or self.senders_waiting):
+            return  # send() would wait for its turn
         else:
             buffer.enqueue(data)
         self.record_enqueued(data)
@@ -891,6 +892,11 @@ class SendBufferMachine(RuleBasedStateMachine):
         self.writable = writable
         self.buffer.set_writable(writable)
 
+    @rule(waiting=st.booleans())
+    def set_senders_waiting(self, waiting: bool) -> None:
+        self.senders_waiting = waiting
+        self.buffer.set_senders_waiting(waiting)
+
     @rule(idle=st.booleans())
     def set_flush_idle(self, idle: bool) -> None:
         self.flush_idle = idle
@@ -922,8 +928,9 @@ class SendBufferMachine(RuleBasedStateMachine):
     @invariant()
     def the_limits_let_through_only_appends_that_need_nothing_more(self) -> None:
         # A send() may append while it leaves the buffer at or below high_water and
-        # the stream is open, not paused, with its flush task awake; a write()
-        # also while paused (enqueue() would change nothing more).
+        # the stream is open, not paused, with its flush task awake and no sender
+        # waiting; a write() also while paused (enqueue() would change nothing
+        # more) or with senders waiting.
         no_room = -1 if not self.writable or self.flush_idle else None
         below_high = self.marked + self.dropped + self.high
         buffer = self.buffer
@@ -931,6 +938,8 @@ class SendBufferMachine(RuleBasedStateMachine):
             assert (buffer.limit, buffer.write_limit) == (no_room, no_room)
         elif self.paused:
             assert (buffer.limit, buffer.write_limit) == (-1, sys.maxsize)
+        elif self.senders_waiting:
+            assert (buffer.limit, buffer.write_limit) == (-1, below_high)
         else:
             assert (buffer.limit, buffer.write_limit) == (below_high, below_high)
 

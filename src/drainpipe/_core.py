@@ -132,9 +132,10 @@ class SendBuffer:
     are ``-1`` (no write fits) while the stream is not writable
     (:meth:`set_writable`) and while the flush task is idle and must be woken
     (:meth:`set_flush_idle`). Otherwise :attr:`limit` is the most bytes an
-    enqueue can leave written without pausing, and ``-1`` while paused (a
-    ``send()`` then waits); :attr:`write_limit` is the same but unbounded while
-    paused (a ``write()`` then has nothing more to do).
+    enqueue can leave written without pausing, and ``-1`` while paused or while
+    tasks wait in ``send()`` for their turn (a ``send()`` then waits too);
+    :attr:`write_limit` is the same but unbounded while paused (a ``write()``
+    then has nothing more to do) and ignores the line of senders.
 
     :param high_water: the high watermark in bytes
     :param low_water: the low watermark in bytes (default: ``high_water // 4``)
@@ -150,6 +151,7 @@ class SendBuffer:
         "_head",
         "_large",
         "_pause_above",
+        "_senders_waiting",
         "_slice_large",
         "_taken",
         "_writable",
@@ -201,6 +203,7 @@ class SendBuffer:
         self._gone = 0
         self._pause_above = self.high_water
         self._writable = True
+        self._senders_waiting = False
         #: whether the flush task is idle: the next enqueue must wake it
         self.flush_idle = False
         #: the most ``bytes_written`` a ``send()`` may reach by appending to
@@ -215,6 +218,9 @@ class SendBuffer:
         elif self.paused:
             self.limit = -1
             self.write_limit = sys.maxsize
+        elif self._senders_waiting:
+            self.limit = -1
+            self.write_limit = self._pause_above
         else:
             self.limit = self.write_limit = self._pause_above
 
@@ -222,6 +228,12 @@ class SendBuffer:
         """Say whether the stream accepts writes; while it does not, every write
         goes through the shell's checks (:attr:`limit` is ``-1``)."""
         self._writable = writable
+        self._set_limit()
+
+    def set_senders_waiting(self, waiting: bool) -> None:
+        """Say whether tasks wait in ``send()`` for their turn: while they do, a
+        ``send()`` joins the line (:attr:`limit` is ``-1``)."""
+        self._senders_waiting = waiting
         self._set_limit()
 
     def set_flush_idle(self, idle: bool) -> None:
@@ -383,8 +395,10 @@ class SendBuffer:
                 self.paused = False
                 self._set_limit()
                 return True
-        elif self.limit >= 0:
-            self.limit = self.write_limit = self._pause_above
+        elif self.write_limit >= 0:
+            self.write_limit = self._pause_above
+            if self.limit >= 0:
+                self.limit = self._pause_above
 
         return False
 

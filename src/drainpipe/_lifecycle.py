@@ -89,12 +89,27 @@ class Waiters(Generic[_Event]):
     * *closed* waiters wait for the end of another task's close.
 
     :param new_event: makes the events the waiting tasks wait on
+    :param on_line: called with whether any sender is in line, whenever a sender
+        joins or leaves it
     """
 
-    __slots__ = ("_closed", "_new_event", "_resumed", "sent", "tasks_waiting", "turns")
+    __slots__ = (
+        "_closed",
+        "_new_event",
+        "_on_line",
+        "_resumed",
+        "sent",
+        "tasks_waiting",
+        "turns",
+    )
 
-    def __init__(self, new_event: Callable[[], _Event]) -> None:
+    def __init__(
+        self,
+        new_event: Callable[[], _Event],
+        on_line: Callable[[bool], object] | None = None,
+    ) -> None:
         self._new_event = new_event
+        self._on_line = on_line
         self._resumed: _Event | None = None
         self._closed: _Event | None = None
         #: the events of the tasks waiting in send(), in arrival order
@@ -125,7 +140,17 @@ class Waiters(Generic[_Event]):
         """Queue a sender at the end of the line; return its event."""
         turn = self._new_event()
         self.turns.append(turn)
+        self._line_changed()
         return turn
+
+    def take_turn(self) -> None:
+        """The head of the line has had its turn: remove it."""
+        del self.turns[0]
+        self._line_changed()
+
+    def _line_changed(self) -> None:
+        if self._on_line is not None:
+            self._on_line(bool(self.turns))
 
     def requeue_at_head(self) -> _Event:
         """Give the head of the line, woken but paused again before it ran, a new
@@ -139,6 +164,7 @@ class Waiters(Generic[_Event]):
         its turn had come, pass it on."""
         if turn in self.turns:
             self.turns.remove(turn)
+            self._line_changed()
             self.wake_next_sender(paused)
 
     def wake_next_sender(self, paused: bool) -> None:

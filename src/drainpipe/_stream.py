@@ -212,7 +212,7 @@ class BufferedByteSendStream(ByteSendStream):
             low_water,
             slice_large=_accepts_any_buffer(send_stream),
         )
-        self._waiters: Waiters[Event] = Waiters(Event)
+        self._waiters: Waiters[Event] = Waiters(Event, buffer.set_senders_waiting)
         self._lifecycle = Lifecycle(buffer, self._waiters, type(self).__name__)
         self._transmit = choose_transmit(
             send_stream, buffer, self._lifecycle, vectored=vectored
@@ -470,11 +470,7 @@ class BufferedByteSendStream(ByteSendStream):
         buffer = self._buffer
         size = len(item)
         written = buffer.bytes_written + size
-        if (
-            0 < size < LARGE_CHUNK
-            and written <= buffer.limit
-            and not self._waiters.turns
-        ):
+        if 0 < size < LARGE_CHUNK and written <= buffer.limit:
             buffer.chunks.append(item)
             buffer.bytes_written = written
         else:
@@ -515,7 +511,7 @@ class BufferedByteSendStream(ByteSendStream):
         finally:
             waiters.tasks_waiting -= 1
 
-        del waiters.turns[0]
+        waiters.take_turn()
 
     # -- waiting -----------------------------------------------------------------
 
