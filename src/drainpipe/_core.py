@@ -29,11 +29,9 @@ MAX_PIECE: Final = 256 * 1024
 LARGE_CHUNK: Final = 16 * 1024
 
 #: :meth:`SendBuffer.take_batch` stops adding pieces to a batch once it holds this
-#: many bytes. Over loopback TCP (10,000 x 64 KiB, high_water 256 KiB, medians of 5
-#: rounds against direct sends) batches of 256 KiB, 512 KiB and 1 MiB all went out
-#: 1.1-1.5x as fast as direct sends, within the noise of one another, and batches
-#: of one piece 0.9-1.04x; 1 MiB batches of 256 KiB pieces were no faster than
-#: one piece at a time, so a batch is about one coalesced piece's worth.
+#: many bytes: about one coalesced piece's worth. Over loopback TCP, larger batches
+#: went out no faster than batches of this size, and batches of one piece slower
+#: (the large-messages scenario of the performance page).
 MAX_BATCH: Final = MAX_PIECE
 
 #: At most this many pieces go in one batch: POSIX's smallest allowed ``IOV_MAX``

@@ -41,22 +41,22 @@ if TYPE_CHECKING:
 #: next (a producer woken by a resume refilling the queue, a reply letting its
 #: caller write the next request) then finds the flush task still running instead
 #: of paying a park and a wake, and the event loop polls for I/O a few more times
-#: before it sleeps. Measured by ``python -m drainpipe bench --scenarios latency``
-#: (round trip relative to a direct send(), eight full-size runs on 2026-11-25):
-#: asyncio 1.24-1.36x -> 0.98-1.17x, uvloop 0.72-1.13x -> 0.94-1.05x, trio
-#: 1.17-1.24x -> 0.98-1.08x. With 2, trio's random task order sometimes runs the
-#: flush task's polls before the writer and it parks anyway
+#: before it sleeps: it brings the round trip of the latency scenario (``python -m
+#: drainpipe bench --scenarios latency``, figures on the performance page) close to
+#: a direct send()'s on every backend. With 2, trio's random task order sometimes
+#: runs the flush task's polls before the writer and it parks anyway
 #: (test_a_write_soon_after_the_buffer_empties_needs_no_wake). The cost is this
 #: many steps of the flush task each time the stream goes idle, and none when the
 #: event loop is busy anyway (see _BUSY_LOOP).
 _POLLS_BEFORE_PARKING = 3
 
 #: Seconds. The flush task polls only after a resume or after a send that took less
-#: than this, its trip through the event loop included (15-18 us in the latency
-#: benchmark). A longer one means other tasks keep the loop busy: each poll would
-#: cost them a task step, and the loop is not about to sleep anyway. Writing one
-#: message at a time to each of 1,000 streams cost 6.0 us per message on asyncio
-#: before polling, 10.5 us with polling after every send, 6.2 us with this limit.
+#: than this, its trip through the event loop included (a send in the latency
+#: scenario takes a small fraction of it). A longer one means other tasks keep the
+#: loop busy: each poll would cost them a task step, and the loop is not about to
+#: sleep anyway. With many streams written one message at a time, polling after
+#: every send nearly doubled the cost per message on asyncio; with this limit it
+#: costs next to nothing (performance page).
 _BUSY_LOOP = 0.000_2
 
 
