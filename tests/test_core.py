@@ -319,3 +319,39 @@ def test_taking_moves_no_chunk_more_than_once_however_long_the_queue(
     pieces = drain_all(buffer)
     assert len(b"".join(pieces)) == 100 * queued
     assert Shifting.moved <= queued
+
+
+def greedy_pieces(sizes: list[int]) -> list[int]:
+    """The piece sizes take() must return for chunks of ``sizes``, all small:
+    each piece as many chunks as fit in MAX_PIECE bytes, at most 8,192."""
+    pieces: list[int] = []
+    size = count = 0
+    for chunk in sizes:
+        if size + chunk > MAX_PIECE or count == 8192:
+            pieces.append(size)
+            size = count = 0
+        size += chunk
+        count += 1
+    return [*pieces, size] if count else pieces
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        [1] * 100 + [15_000] * 100,  # the mean says few fit at first: doubling
+        [15_000] * 40 + [1] * 20_000,  # the mean says many fit at first
+        [(n * 7_919) % 16_000 + 1 for n in range(5_000)],
+    ],
+    ids=["tiny-then-big", "big-then-tiny", "mixed"],
+)
+def test_coalescing_fills_every_piece_whatever_the_mix_of_sizes(
+    sizes: list[int],
+) -> None:
+    buffer = SendBuffer(1 << 40)
+    for index, size in enumerate(sizes):
+        buffer.enqueue(bytes([index % 251]) * size)
+    pieces = drain_all(buffer)
+    assert [len(piece) for piece in pieces] == greedy_pieces(sizes)
+    assert b"".join(pieces) == b"".join(
+        bytes([index % 251]) * size for index, size in enumerate(sizes)
+    )
