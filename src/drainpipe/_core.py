@@ -188,8 +188,9 @@ class SendBuffer:
         # LARGE_CHUNK bytes or more, oldest first: take() knows where the run of
         # small chunks it may coalesce ends, and how many bytes it holds, without
         # measuring every chunk. Only enqueue() adds large chunks (the shell's
-        # one-frame case takes small ones only).
-        self._large: list[tuple[int, int]] = []
+        # one-frame case takes small ones only). None until the first one: an idle
+        # stream holds no list for it.
+        self._large: list[tuple[int, int]] | None = None
         self._slice_large = slice_large
         self.bytes_written = 0
         self.bytes_sent = 0
@@ -256,6 +257,8 @@ class SendBuffer:
         """Append non-empty ``data`` to the queue (the caller checks emptiness)."""
         size = len(data)
         if size >= LARGE_CHUNK:
+            if self._large is None:
+                self._large = []
             self._large.append((self._deleted + len(self.chunks), self.bytes_written))
         self.chunks.append(data)
         self.bytes_written += size
@@ -291,10 +294,12 @@ class SendBuffer:
                 chunks[head] = rest = view[MAX_PIECE:]
                 self._taken += MAX_PIECE
                 if len(rest) < LARGE_CHUNK:
+                    assert self._large is not None
                     del self._large[0]  # the rest is coalesced like a small chunk
                 return view[:MAX_PIECE]
 
             if len(first) >= LARGE_CHUNK:
+                assert self._large is not None
                 del self._large[0]
             chunks[head] = b""  # not kept alive until the list is compacted
             self._forget(1, len(first))
@@ -432,7 +437,7 @@ class SendBuffer:
         dropped = self.buffered_bytes
         self._deleted += len(self.chunks)
         self.chunks.clear()
-        self._large.clear()
+        self._large = None
         self._head = 0
         self._taken = self.bytes_written
         self._gone = self.bytes_written
