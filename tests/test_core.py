@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
@@ -355,3 +356,32 @@ def test_coalescing_fills_every_piece_whatever_the_mix_of_sizes(
     assert b"".join(pieces) == b"".join(
         bytes([index % 251]) * size for index, size in enumerate(sizes)
     )
+
+
+def references(items: list[bytes]) -> list[int]:
+    """How many references each of ``items`` has (outside an assert, whose
+    rewriting by pytest would hold one more)."""
+    return [sys.getrefcount(item) for item in items]
+
+
+def test_taken_chunks_are_not_kept_alive_by_the_queue() -> None:
+    buffer = SendBuffer(1 << 40)
+    chunks = [bytes([n]) * 10_000 for n in range(100)]  # four pieces' worth
+    alone = references(chunks)
+    for chunk in chunks:
+        buffer.enqueue(chunk)
+    del chunk
+    first = buffer.take()
+    assert first is not None
+    taken = len(first) // 10_000
+    assert 0 < taken < 50
+    now = references(chunks)
+    assert now[:taken] == alone[:taken]
+    assert now[taken:] == [count + 1 for count in alone[taken:]]  # still queued
+    large = [b"L" * LARGE_CHUNK]
+    alone = references(large)
+    buffer.enqueue(large[0])
+    while buffer.take() is not large[0]:
+        pass
+    now = references(large)
+    assert now == alone

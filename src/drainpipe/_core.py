@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from bisect import bisect_right
-from itertools import accumulate
+from itertools import accumulate, repeat
 from typing import Final
 
 #: Default high watermark, in bytes (asyncio's transports use the same).
@@ -301,7 +301,6 @@ class SendBuffer:
             if len(first) >= LARGE_CHUNK:
                 assert self._large is not None
                 del self._large[0]
-            chunks[head] = b""  # not kept alive until the list is compacted
             self._forget(1, len(first))
             return first
 
@@ -361,6 +360,9 @@ class SendBuffer:
             self._deleted += head
             del chunks[:head]
             head = 0
+        else:
+            # Until the list is compacted, it must not keep them alive.
+            chunks[self._head : head] = repeat(b"", count)
 
         self._head = head
 
