@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 import pytest
 
 from drainpipe._core import (
@@ -255,3 +258,130 @@ def test_coalescing_looks_at_a_bounded_window_of_chunks() -> None:
     assert len(first) == 8192  # one window of one-byte chunks
     buffer.mark_sent(len(first))
     assert drain_all(buffer) == [b"." * (10_000 - 8192)]
+
+
+class Measured(bytes):
+    """A chunk that counts how often anything asks for its length."""
+
+    lengths_asked = 0
+
+    def __len__(self) -> int:
+        Measured.lengths_asked += 1
+        return super().__len__()
+
+
+class Shifting(list[bytes | memoryview]):
+    """A queue that counts the chunks moved by deleting from its head."""
+
+    moved = 0
+
+    def __delitem__(self, index: Any) -> None:
+        if isinstance(index, slice) and index.stop is not None:
+            Shifting.moved += max(0, len(self) - index.stop)
+        super().__delitem__(index)
+
+
+@pytest.mark.parametrize("queued", [1_000, 100_000])
+def test_coalescing_measures_each_chunk_about_once_however_long_the_queue(
+    queued: int,
+) -> None:
+    buffer = SendBuffer(1 << 40)
+    for _ in range(queued):
+        buffer.enqueue(Measured(b"m" * 100))
+    Measured.lengths_asked = 0
+    pieces = drain_all(buffer)
+    assert b"".join(pieces) == b"m" * 100 * queued
+    # each chunk measured once at most, plus one looked at beyond each piece
+    assert Measured.lengths_asked <= queued + len(pieces)
+
+
+def test_a_run_of_small_chunks_that_fits_one_piece_is_joined_unmeasured() -> None:
+    buffer = SendBuffer()
+    for _ in range(600):
+        buffer.enqueue(Measured(b"m" * 100))
+    buffer.enqueue(Measured(b"L" * LARGE_CHUNK))
+    buffer.enqueue(Measured(b"t"))
+    Measured.lengths_asked = 0
+    assert buffer.take() == b"m" * 60_000
+    # the first chunk, to see it is small; then the bytes queued are known
+    assert Measured.lengths_asked == 1
+    assert drain_all(buffer) == [b"L" * LARGE_CHUNK, b"t"]
+
+
+@pytest.mark.parametrize("queued", [10_000, 200_000])
+def test_taking_moves_no_chunk_more_than_once_however_long_the_queue(
+    queued: int,
+) -> None:
+    buffer = SendBuffer(1 << 40)
+    buffer.chunks = Shifting()
+    Shifting.moved = 0
+    for _ in range(queued):
+        buffer.enqueue(b"m" * 100)
+    pieces = drain_all(buffer)
+    assert len(b"".join(pieces)) == 100 * queued
+    assert Shifting.moved <= queued
+
+
+def greedy_pieces(sizes: list[int]) -> list[int]:
+    """The piece sizes take() must return for chunks of ``sizes``, all small:
+    each piece as many chunks as fit in MAX_PIECE bytes, at most 8,192."""
+    pieces: list[int] = []
+    size = count = 0
+    for chunk in sizes:
+        if size + chunk > MAX_PIECE or count == 8192:
+            pieces.append(size)
+            size = count = 0
+        size += chunk
+        count += 1
+    return [*pieces, size] if count else pieces
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        [1] * 100 + [15_000] * 100,  # the mean says few fit at first: doubling
+        [15_000] * 40 + [1] * 20_000,  # the mean says many fit at first
+        [(n * 7_919) % 16_000 + 1 for n in range(5_000)],
+    ],
+    ids=["tiny-then-big", "big-then-tiny", "mixed"],
+)
+def test_coalescing_fills_every_piece_whatever_the_mix_of_sizes(
+    sizes: list[int],
+) -> None:
+    buffer = SendBuffer(1 << 40)
+    for index, size in enumerate(sizes):
+        buffer.enqueue(bytes([index % 251]) * size)
+    pieces = drain_all(buffer)
+    assert [len(piece) for piece in pieces] == greedy_pieces(sizes)
+    assert b"".join(pieces) == b"".join(
+        bytes([index % 251]) * size for index, size in enumerate(sizes)
+    )
+
+
+def references(items: list[bytes]) -> list[int]:
+    """How many references each of ``items`` has (outside an assert, whose
+    rewriting by pytest would hold one more)."""
+    return [sys.getrefcount(item) for item in items]
+
+
+def test_taken_chunks_are_not_kept_alive_by_the_queue() -> None:
+    buffer = SendBuffer(1 << 40)
+    chunks = [bytes([n]) * 10_000 for n in range(100)]  # four pieces' worth
+    alone = references(chunks)
+    for chunk in chunks:
+        buffer.enqueue(chunk)
+    del chunk
+    first = buffer.take()
+    assert first is not None
+    taken = len(first) // 10_000
+    assert 0 < taken < 50
+    now = references(chunks)
+    assert now[:taken] == alone[:taken]
+    assert now[taken:] == [count + 1 for count in alone[taken:]]  # still queued
+    large = [b"L" * LARGE_CHUNK]
+    alone = references(large)
+    buffer.enqueue(large[0])
+    while buffer.take() is not large[0]:
+        pass
+    now = references(large)
+    assert now == alone

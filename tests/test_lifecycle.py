@@ -41,6 +41,11 @@ def make(high_water: int = 10) -> tuple[Lifecycle, Waiters[FakeEvent], SendBuffe
 def in_state(state: State) -> Lifecycle:
     """A lifecycle brought to ``state`` by its own transitions."""
     lifecycle, _, _ = make()
+    return bring_to(state, lifecycle)
+
+
+def bring_to(state: State, lifecycle: Lifecycle) -> Lifecycle:
+    """``lifecycle``, new, brought to ``state`` by its own transitions."""
     if state is State.NEW:
         return lifecycle
 
@@ -335,3 +340,25 @@ def test_the_resume_event_is_shared_until_a_pause_ends() -> None:
     waiters.on_resume(paused=False)
     assert first.was_set
     assert waiters.resumed() is not first
+
+
+def test_every_change_of_the_line_of_senders_is_reported() -> None:
+    reports: list[bool] = []
+    waiters: Waiters[FakeEvent] = Waiters(FakeEvent, reports.append)
+    first = waiters.queue_for_turn()
+    second = waiters.queue_for_turn()
+    waiters.take_turn()  # the first one's turn
+    waiters.leave_line(first, paused=False)  # already out of the line: no change
+    waiters.leave_line(second, paused=False)
+    assert reports == [True, True, True, False]
+    assert waiters.turns == []
+
+
+@pytest.mark.parametrize("state", list(State))
+def test_only_an_open_stream_lets_sends_and_writes_skip_the_checks(
+    state: State,
+) -> None:
+    lifecycle, _, buffer = make()
+    bring_to(state, lifecycle)
+    expected = buffer.high_water if state is State.OPEN else -1
+    assert (buffer.limit, buffer.write_limit) == (expected, expected)

@@ -16,6 +16,7 @@ Two machines:
 from __future__ import annotations
 
 import enum
+import sys
 from bisect import bisect_right
 from collections import deque
 from dataclasses import dataclass, field
@@ -721,6 +722,9 @@ class SendBufferMachine(RuleBasedStateMachine):
         self.paused = False
         self.high = DEFAULT_HIGH_WATER
         self.low = DEFAULT_HIGH_WATER // 4
+        self.writable = True
+        self.flush_idle = False
+        self.senders_waiting = False
 
     @property
     def written(self) -> int:
@@ -760,6 +764,26 @@ class SendBufferMachine(RuleBasedStateMachine):
     def enqueue(self, size: int) -> None:
         data = bytes([len(self.chunks) % 251]) * size
         self.buffer.enqueue(data)
+        self.record_enqueued(data)
+
+    @rule(size=st.integers(1, LARGE_CHUNK + 2), by_send=st.booleans())
+    def append_like_the_shell(self, size: int, by_send: bool) -> None:
+        """The shell's one-frame write() or send(): append and count without
+        enqueue() while the limit allows, else enqueue()."""
+        buffer = self.buffer
+        data = bytes([len(self.chunks) % 251]) * size
+        limit = buffer.limit if by_send else buffer.write_limit
+        if size < LARGE_CHUNK and buffer.bytes_written + size <= limit:
+            buffer.chunks.append(data)
+            buffer.bytes_written += size
+        elif by_send and (self.paused or self.senders_waiting):
+            return  # send() would wait for its turn
+        else:
+            buffer.enqueue(data)
+        self.record_enqueued(data)
+
+    def record_enqueued(self, data: bytes) -> None:
+        size = len(data)
         self.chunks.append(data)
         self.boundaries.append(self.written + size)
         if self.buffered > self.high:
@@ -863,6 +887,21 @@ class SendBufferMachine(RuleBasedStateMachine):
             ended = True
         assert self.buffer.set_water_marks(high, low) is ended
 
+    @rule(writable=st.booleans())
+    def set_writable(self, writable: bool) -> None:
+        self.writable = writable
+        self.buffer.set_writable(writable)
+
+    @rule(waiting=st.booleans())
+    def set_senders_waiting(self, waiting: bool) -> None:
+        self.senders_waiting = waiting
+        self.buffer.set_senders_waiting(waiting)
+
+    @rule(idle=st.booleans())
+    def set_flush_idle(self, idle: bool) -> None:
+        self.flush_idle = idle
+        self.buffer.set_flush_idle(idle)
+
     @rule()
     def drop(self) -> None:
         assert self.buffer.drop() == self.buffered
@@ -885,6 +924,24 @@ class SendBufferMachine(RuleBasedStateMachine):
     @invariant()
     def paused_follows_hysteresis(self) -> None:
         assert self.buffer.paused is self.paused
+
+    @invariant()
+    def the_limits_let_through_only_appends_that_need_nothing_more(self) -> None:
+        # A send() may append while it leaves the buffer at or below high_water and
+        # the stream is open, not paused, with its flush task awake and no sender
+        # waiting; a write() also while paused (enqueue() would change nothing
+        # more) or with senders waiting.
+        no_room = -1 if not self.writable or self.flush_idle else None
+        below_high = self.marked + self.dropped + self.high
+        buffer = self.buffer
+        if no_room is not None:
+            assert (buffer.limit, buffer.write_limit) == (no_room, no_room)
+        elif self.paused:
+            assert (buffer.limit, buffer.write_limit) == (-1, sys.maxsize)
+        elif self.senders_waiting:
+            assert (buffer.limit, buffer.write_limit) == (-1, below_high)
+        else:
+            assert (buffer.limit, buffer.write_limit) == (below_high, below_high)
 
     @invariant()
     def has_queued_when_bytes_wait_to_be_taken(self) -> None:

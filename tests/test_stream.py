@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import array
 import asyncio
+import inspect
+import sys
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,6 +31,9 @@ from drainpipe import BufferedByteSendStream, BufferStatistics
 from drainpipe.testing import ScriptedSendStream, buffered_scripted_stream, settle
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import FrameType
+
     from anyio.abc import TaskStatus
     from anyio.streams.memory import MemoryObjectReceiveStream
     from typing_extensions import Buffer
@@ -289,6 +294,43 @@ async def test_write_never_waits_even_when_far_above_high_water() -> None:
         assert out.buffered_bytes == 10_000
         assert out.paused
         wire.unblock()
+
+
+def python_calls(function: Callable[..., object], *args: object) -> list[str]:
+    """The names of the Python functions that run while ``function(*args)``
+    runs (a coroutine's ``send`` that ends it included)."""
+    names: list[str] = []
+
+    def profile(frame: FrameType, event: str, arg: object) -> None:
+        if event == "call":
+            names.append(frame.f_code.co_name)
+
+    sys.setprofile(profile)
+    try:
+        function(*args)
+    except StopIteration:
+        pass
+    finally:
+        sys.setprofile(None)
+    return names
+
+
+async def test_a_write_runs_one_python_frame() -> None:
+    async with buffered_scripted_stream() as (out, _):
+        out.write(b"first")  # starts the flush task
+        assert python_calls(out.write, b"m" * 100) == ["write"]
+        assert out.buffered_bytes == 105
+
+
+async def test_a_send_and_a_drain_not_paused_run_one_python_frame_each() -> None:
+    async with buffered_scripted_stream() as (out, _):
+        out.write(b"first")  # starts the flush task
+        send = out.send(b"m" * 100)
+        drain = out.drain()
+        for coroutine, name in ((send, "send"), (drain, "drain")):
+            assert python_calls(coroutine.send, None) == [name]
+            assert inspect.getcoroutinestate(coroutine) == "CORO_CLOSED", name
+        assert out.buffered_bytes == 105
 
 
 async def test_lone_small_write_reaches_wrapped_stream_promptly() -> None:

@@ -264,8 +264,8 @@ async def receive_exactly(stream: anyio.abc.ByteReceiveStream, size: int) -> byt
 
 #: Round trips per turn in the latency scenario. The contenders take turns on one
 #: connection, so that both see the same CPU placement and load: in separate runs
-#: (the other scenarios' method) the ratios of 3 rounds of 1,000 round trips ranged
-#: over 0.91-1.60x, taking turns over 0.91-1.12x (five tries each, 2026-11-25).
+#: (the other scenarios' method) the ratio varied several times as much from one
+#: try to the next.
 LATENCY_TURN = 100
 
 

@@ -9,8 +9,9 @@ watermark). It never awaits and never touches a stream; the async shell in
 
 from __future__ import annotations
 
+import sys
 from bisect import bisect_right
-from itertools import accumulate
+from itertools import accumulate, repeat
 from typing import Final
 
 #: Default high watermark, in bytes (asyncio's transports use the same).
@@ -28,11 +29,9 @@ MAX_PIECE: Final = 256 * 1024
 LARGE_CHUNK: Final = 16 * 1024
 
 #: :meth:`SendBuffer.take_batch` stops adding pieces to a batch once it holds this
-#: many bytes. Over loopback TCP (10,000 x 64 KiB, high_water 256 KiB, medians of 5
-#: rounds against direct sends) batches of 256 KiB, 512 KiB and 1 MiB all went out
-#: 1.1-1.5x as fast as direct sends, within the noise of one another, and batches
-#: of one piece 0.9-1.04x; 1 MiB batches of 256 KiB pieces were no faster than
-#: one piece at a time, so a batch is about one coalesced piece's worth.
+#: many bytes: about one coalesced piece's worth. Over loopback TCP, larger batches
+#: went out no faster than batches of this size, and batches of one piece slower
+#: (the large-messages scenario of the performance page).
 MAX_BATCH: Final = MAX_PIECE
 
 #: At most this many pieces go in one batch: POSIX's smallest allowed ``IOV_MAX``
@@ -40,7 +39,7 @@ MAX_BATCH: Final = MAX_PIECE
 #: queue of tiny and large writes in turn reaches it before :data:`MAX_BATCH`.
 MAX_BATCH_PIECES: Final = 16
 
-#: At most this many queued chunks are looked at to build one coalesced piece.
+#: At most this many queued chunks are coalesced into one piece.
 _COALESCE_WINDOW: Final = 8192
 
 Chunk = bytes | memoryview
@@ -123,6 +122,19 @@ class SendBuffer:
     ``high_water``, and stops being paused only when ``buffered_bytes`` falls to
     ``low_water`` or below (hysteresis, like asyncio's transports).
 
+    The shell's ``write()`` and ``send()`` run in one Python frame each, so their
+    common case cannot call :meth:`enqueue`: while ``bytes_written + len(data)``
+    stays at or below :attr:`write_limit` (``write()``) or :attr:`limit`
+    (``send()``), they append ``data`` to :attr:`chunks` and set
+    ``bytes_written`` themselves. That is all :meth:`enqueue` would do there. Both
+    are ``-1`` (no write fits) while the stream is not writable
+    (:meth:`set_writable`) and while the flush task is idle and must be woken
+    (:meth:`set_flush_idle`). Otherwise :attr:`limit` is the most bytes an
+    enqueue can leave written without pausing, and ``-1`` while paused or while
+    tasks wait in ``send()`` for their turn (a ``send()`` then waits too);
+    :attr:`write_limit` is the same but unbounded while paused (a ``write()``
+    then has nothing more to do) and ignores the line of senders.
+
     :param high_water: the high watermark in bytes
     :param low_water: the low watermark in bytes (default: ``high_water // 4``)
     :param slice_large: whether :meth:`take` may hand out :class:`memoryview` slices
@@ -132,16 +144,25 @@ class SendBuffer:
     """
 
     __slots__ = (
-        "_chunks",
+        "_deleted",
         "_gone",
+        "_head",
+        "_large",
         "_pause_above",
+        "_senders_waiting",
         "_slice_large",
+        "_taken",
+        "_writable",
         "bytes_sent",
         "bytes_written",
+        "chunks",
+        "flush_idle",
         "high_water",
+        "limit",
         "low_water",
         "paused",
         "send_calls",
+        "write_limit",
     )
 
     def __init__(
@@ -152,7 +173,24 @@ class SendBuffer:
         slice_large: bool = False,
     ) -> None:
         self.high_water, self.low_water = water_marks(high_water, low_water)
-        self._chunks: list[Chunk] = []
+        #: the queued chunks, oldest first (see the class docstring)
+        self.chunks: list[Chunk] = []
+        # chunks[:_head] have been taken. They are deleted from the list only once
+        # they are at least as many as the chunks after them, so that deleting
+        # from the head costs O(1) per chunk however long the queue is.
+        self._head = 0
+        # Chunks deleted from the list so far: chunks[i] is the chunk enqueued
+        # (_deleted + i)-th.
+        self._deleted = 0
+        # Bytes of chunks taken (or dropped), the parts of chunks sliced included.
+        self._taken = 0
+        # (enqueue index, bytes_written before it) of each queued chunk of
+        # LARGE_CHUNK bytes or more, oldest first: take() knows where the run of
+        # small chunks it may coalesce ends, and how many bytes it holds, without
+        # measuring every chunk. Only enqueue() adds large chunks (the shell's
+        # one-frame case takes small ones only). None until the first one: an idle
+        # stream holds no list for it.
+        self._large: list[tuple[int, int]] | None = None
         self._slice_large = slice_large
         self.bytes_written = 0
         self.bytes_sent = 0
@@ -163,6 +201,45 @@ class SendBuffer:
         # counter: enqueue() compares bytes_written with _pause_above only.
         self._gone = 0
         self._pause_above = self.high_water
+        self._writable = True
+        self._senders_waiting = False
+        #: whether the flush task is idle: the next enqueue must wake it
+        self.flush_idle = False
+        #: the most ``bytes_written`` a ``send()`` may reach by appending to
+        #: :attr:`chunks` without :meth:`enqueue` (``-1``: none may)
+        self.limit = self._pause_above
+        #: the same for a ``write()``
+        self.write_limit = self._pause_above
+
+    def _set_limit(self) -> None:
+        if not self._writable or self.flush_idle:
+            self.limit = self.write_limit = -1
+        elif self.paused:
+            self.limit = -1
+            self.write_limit = sys.maxsize
+        elif self._senders_waiting:
+            self.limit = -1
+            self.write_limit = self._pause_above
+        else:
+            self.limit = self.write_limit = self._pause_above
+
+    def set_writable(self, writable: bool) -> None:
+        """Say whether the stream accepts writes; while it does not, every write
+        goes through the shell's checks (:attr:`limit` is ``-1``)."""
+        self._writable = writable
+        self._set_limit()
+
+    def set_senders_waiting(self, waiting: bool) -> None:
+        """Say whether tasks wait in ``send()`` for their turn: while they do, a
+        ``send()`` joins the line (:attr:`limit` is ``-1``)."""
+        self._senders_waiting = waiting
+        self._set_limit()
+
+    def set_flush_idle(self, idle: bool) -> None:
+        """Say whether the flush task is idle (parked, or not running): while it
+        is, every write goes through the shell, which wakes it."""
+        self.flush_idle = idle
+        self._set_limit()
 
     def __repr__(self) -> str:
         return (
@@ -178,15 +255,21 @@ class SendBuffer:
 
     def enqueue(self, data: bytes) -> None:
         """Append non-empty ``data`` to the queue (the caller checks emptiness)."""
-        self._chunks.append(data)
-        self.bytes_written += len(data)
-        if self.bytes_written > self._pause_above:
+        size = len(data)
+        if size >= LARGE_CHUNK:
+            if self._large is None:
+                self._large = []
+            self._large.append((self._deleted + len(self.chunks), self.bytes_written))
+        self.chunks.append(data)
+        self.bytes_written += size
+        if self.bytes_written > self._pause_above and not self.paused:
             self.paused = True
+            self._set_limit()
 
     @property
     def has_queued(self) -> bool:
         """Whether :meth:`take` would return a piece."""
-        return bool(self._chunks)
+        return len(self.chunks) > self._head
 
     def take(self) -> Chunk | None:
         """Remove and return the next piece to hand to the wrapped stream.
@@ -198,32 +281,90 @@ class SendBuffer:
         queued. The piece keeps counting in ``buffered_bytes`` until
         :meth:`mark_sent`.
         """
-        chunks = self._chunks
-        if not chunks:
+        chunks = self.chunks
+        head = self._head
+        queued = len(chunks) - head
+        if not queued:
             return None
 
-        first = chunks[0]
-        if len(first) >= LARGE_CHUNK or len(chunks) == 1:
+        first = chunks[head]
+        if len(first) >= LARGE_CHUNK or queued == 1:
             if len(first) > MAX_PIECE and self._slice_large:
                 view = memoryview(first)
-                chunks[0] = view[MAX_PIECE:]
+                chunks[head] = rest = view[MAX_PIECE:]
+                self._taken += MAX_PIECE
+                if len(rest) < LARGE_CHUNK:
+                    assert self._large is not None
+                    del self._large[0]  # the rest is coalesced like a small chunk
                 return view[:MAX_PIECE]
 
-            del chunks[0]
+            if len(first) >= LARGE_CHUNK:
+                assert self._large is not None
+                del self._large[0]
+            self._forget(1, len(first))
             return first
 
-        # Count the leading small chunks that fit in one piece. The per-chunk work
-        # runs in C (map, accumulate, bisect, join): a Python loop here cost more
-        # than the write() calls that filled the queue.
-        window = chunks[:_COALESCE_WINDOW]
-        sizes = list(map(len, window))
-        count = bisect_right(list(accumulate(sizes)), MAX_PIECE)
-        if max(sizes[:count]) >= LARGE_CHUNK:
-            count = next(i for i, size in enumerate(sizes) if size >= LARGE_CHUNK)
+        # The run of small chunks up to the next large one (or the end).
+        if self._large:
+            index, start = self._large[0]
+            end = index - self._deleted
+            run_bytes = start - self._taken
+        else:
+            end = len(chunks)
+            run_bytes = self.bytes_written - self._taken
+        count = end - head
+        if count <= _COALESCE_WINDOW and run_bytes <= MAX_PIECE:
+            size = run_bytes  # the whole run: no chunk needs measuring
+        else:
+            count, size = self._fitting(head, count, run_bytes)
 
-        piece = b"".join(window if count == len(window) else window[:count])
-        del chunks[:count]
+        piece = b"".join(
+            chunks if count == len(chunks) else chunks[head : head + count]
+        )
+        self._forget(count, size)
         return piece
+
+    def _fitting(self, head: int, run: int, run_bytes: int) -> tuple[int, int]:
+        """How many of the ``run`` small chunks (``run_bytes`` bytes) from
+        ``chunks[head]`` on go into one piece, and its size: as many as fit in
+        :data:`MAX_PIECE` bytes, at most :data:`_COALESCE_WINDOW`.
+
+        The per-chunk work runs in C (map, accumulate, bisect): a Python loop here
+        cost more than the write() calls that filled the queue. Chunks are measured
+        in segments, the first as long as the run's mean chunk size says will fit,
+        then doubling, so that a piece costs the same per chunk however long the
+        queue behind it is.
+        """
+        chunks = self.chunks
+        most = min(run, _COALESCE_WINDOW)
+        step = min(most, MAX_PIECE * run // run_bytes + 1)
+        count = size = 0
+        while True:
+            start = head + count
+            sizes = map(len, chunks[start : start + step])
+            ends = list(accumulate(sizes, initial=size))
+            fit = bisect_right(ends, MAX_PIECE, 1) - 1
+            count += fit
+            size = ends[fit]
+            if fit < step or count == most:
+                return count, size
+
+            step = min(2 * step, most - count)
+
+    def _forget(self, count: int, size: int) -> None:
+        """The next ``count`` chunks, ``size`` bytes, have been taken."""
+        self._taken += size
+        head = self._head + count
+        chunks = self.chunks
+        if head == len(chunks) or head >= len(chunks) - head:
+            self._deleted += head
+            del chunks[:head]
+            head = 0
+        else:
+            # Until the list is compacted, it must not keep them alive.
+            chunks[self._head : head] = repeat(b"", count)
+
+        self._head = head
 
     def take_batch(self) -> list[Chunk]:
         """Remove and return the next pieces, as :meth:`take` would return them one
@@ -254,9 +395,15 @@ class SendBuffer:
         self.bytes_sent += size
         self._gone += size
         self._pause_above += size
-        if self.paused and self.bytes_written - self._gone <= self.low_water:
-            self.paused = False
-            return True
+        if self.paused:
+            if self.bytes_written - self._gone <= self.low_water:
+                self.paused = False
+                self._set_limit()
+                return True
+        elif self.write_limit >= 0:
+            self.write_limit = self._pause_above
+            if self.limit >= 0:
+                self.limit = self._pause_above
 
         return False
 
@@ -271,13 +418,15 @@ class SendBuffer:
         """
         self.high_water, self.low_water = water_marks(high_water, low_water)
         self._pause_above = self._gone + self.high_water
+        resumed = False
         if self.buffered_bytes > self.high_water:
             self.paused = True
         elif self.paused and self.buffered_bytes <= self.low_water:
             self.paused = False
-            return True
+            resumed = True
 
-        return False
+        self._set_limit()
+        return resumed
 
     def drop(self) -> int:
         """Discard every queued byte (after a failure or a forceful close).
@@ -288,8 +437,13 @@ class SendBuffer:
 
         """
         dropped = self.buffered_bytes
-        self._chunks.clear()
+        self._deleted += len(self.chunks)
+        self.chunks.clear()
+        self._large = None
+        self._head = 0
+        self._taken = self.bytes_written
         self._gone = self.bytes_written
         self._pause_above = self._gone + self.high_water
         self.paused = False
+        self._set_limit()
         return dropped

@@ -89,12 +89,27 @@ class Waiters(Generic[_Event]):
     * *closed* waiters wait for the end of another task's close.
 
     :param new_event: makes the events the waiting tasks wait on
+    :param on_line: called with whether any sender is in line, whenever a sender
+        joins or leaves it
     """
 
-    __slots__ = ("_closed", "_new_event", "_resumed", "sent", "tasks_waiting", "turns")
+    __slots__ = (
+        "_closed",
+        "_new_event",
+        "_on_line",
+        "_resumed",
+        "sent",
+        "tasks_waiting",
+        "turns",
+    )
 
-    def __init__(self, new_event: Callable[[], _Event]) -> None:
+    def __init__(
+        self,
+        new_event: Callable[[], _Event],
+        on_line: Callable[[bool], object] | None = None,
+    ) -> None:
         self._new_event = new_event
+        self._on_line = on_line
         self._resumed: _Event | None = None
         self._closed: _Event | None = None
         #: the events of the tasks waiting in send(), in arrival order
@@ -125,7 +140,17 @@ class Waiters(Generic[_Event]):
         """Queue a sender at the end of the line; return its event."""
         turn = self._new_event()
         self.turns.append(turn)
+        self._line_changed()
         return turn
+
+    def take_turn(self) -> None:
+        """The head of the line has had its turn: remove it."""
+        del self.turns[0]
+        self._line_changed()
+
+    def _line_changed(self) -> None:
+        if self._on_line is not None:
+            self._on_line(bool(self.turns))
 
     def requeue_at_head(self) -> _Event:
         """Give the head of the line, woken but paused again before it ran, a new
@@ -139,6 +164,7 @@ class Waiters(Generic[_Event]):
         its turn had come, pass it on."""
         if turn in self.turns:
             self.turns.remove(turn)
+            self._line_changed()
             self.wake_next_sender(paused)
 
     def wake_next_sender(self, paused: bool) -> None:
@@ -210,6 +236,7 @@ class Lifecycle:
         self._waiters = waiters
         self._name = name
         self.state = NEW
+        buffer.set_writable(False)
         #: the failure of the wrapped stream that broke the stream, if any
         self.error: BaseException | None = None
         #: whether a call has raised :attr:`error` yet
@@ -217,6 +244,10 @@ class Lifecycle:
 
     def __repr__(self) -> str:
         return f"<Lifecycle {self.state.value}>"
+
+    def _become(self, state: State) -> None:
+        self.state = state
+        self._buffer.set_writable(state is OPEN)
 
     # -- checks ----------------------------------------------------------------
 
@@ -261,7 +292,7 @@ class Lifecycle:
                 f"a stream can be entered only once"
             )
 
-        self.state = OPEN
+        self._become(OPEN)
 
     def begin_close(self) -> CloseAction:
         """Start ``aclose()``: say what it must do, entering CLOSED (never
@@ -271,7 +302,7 @@ class Lifecycle:
             return CloseAction.NOTHING
 
         if state is NEW:
-            self.state = CLOSED
+            self._become(CLOSED)
             return CloseAction.CLOSE_WRAPPED
 
         if state is CLOSING:
@@ -280,7 +311,7 @@ class Lifecycle:
         if state is BROKEN:
             return CloseAction.CLOSE_BROKEN
 
-        self.state = CLOSING
+        self._become(CLOSING)
         return CloseAction.FLUSH_THEN_CLOSE
 
     def check_still_closing(self) -> None:
@@ -294,7 +325,7 @@ class Lifecycle:
         if self.state is not BROKEN:
             self._buffer.drop()
 
-        self.state = CLOSED
+        self._become(CLOSED)
         self._waiters.wake_all()
         self._waiters.closed().set()
 
@@ -305,7 +336,7 @@ class Lifecycle:
             return
 
         self.error = exc
-        self.state = BROKEN
+        self._become(BROKEN)
         self._buffer.drop()
         self._waiters.wake_all()
 
@@ -316,12 +347,12 @@ class Lifecycle:
             if the stream closed or broke during the flush
         """
         self.check_writable()
-        self.state = EOF
+        self._become(EOF)
 
     def eof_refused(self) -> None:
         """EOF -> OPEN: the wrapped stream cannot half-close after all."""
         if self.state is EOF:
-            self.state = OPEN
+            self._become(OPEN)
 
     def eof_failed(self, exc: Exception) -> bool:
         """The wrapped stream's half-close raised ``exc``: break the stream if it

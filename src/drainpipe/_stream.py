@@ -19,7 +19,7 @@ from anyio import BrokenResourceError, WouldBlock
 from anyio.abc import ByteSendStream
 
 from ._checkpoints import wait
-from ._core import DEFAULT_HIGH_WATER, SendBuffer, check_send_timeout
+from ._core import DEFAULT_HIGH_WATER, LARGE_CHUNK, SendBuffer, check_send_timeout
 from ._lifecycle import CLOSED, OPEN, CloseAction, Lifecycle, Waiters
 from ._parking import parking_for
 from ._transmit import SendTimedOut, choose_transmit
@@ -37,22 +37,22 @@ if TYPE_CHECKING:
 #: next (a producer woken by a resume refilling the queue, a reply letting its
 #: caller write the next request) then finds the flush task still running instead
 #: of paying a park and a wake, and the event loop polls for I/O a few more times
-#: before it sleeps. Measured by ``python -m drainpipe bench --scenarios latency``
-#: (round trip relative to a direct send(), eight full-size runs on 2026-11-25):
-#: asyncio 1.24-1.36x -> 0.98-1.17x, uvloop 0.72-1.13x -> 0.94-1.05x, trio
-#: 1.17-1.24x -> 0.98-1.08x. With 2, trio's random task order sometimes runs the
-#: flush task's polls before the writer and it parks anyway
+#: before it sleeps: it brings the round trip of the latency scenario (``python -m
+#: drainpipe bench --scenarios latency``, figures on the performance page) close to
+#: a direct send()'s on every backend. With 2, trio's random task order sometimes
+#: runs the flush task's polls before the writer and it parks anyway
 #: (test_a_write_soon_after_the_buffer_empties_needs_no_wake). The cost is this
 #: many steps of the flush task each time the stream goes idle, and none when the
 #: event loop is busy anyway (see _BUSY_LOOP).
 _POLLS_BEFORE_PARKING = 3
 
 #: Seconds. The flush task polls only after a resume or after a send that took less
-#: than this, its trip through the event loop included (15-18 us in the latency
-#: benchmark). A longer one means other tasks keep the loop busy: each poll would
-#: cost them a task step, and the loop is not about to sleep anyway. Writing one
-#: message at a time to each of 1,000 streams cost 6.0 us per message on asyncio
-#: before polling, 10.5 us with polling after every send, 6.2 us with this limit.
+#: than this, its trip through the event loop included (a send in the latency
+#: scenario takes a small fraction of it). A longer one means other tasks keep the
+#: loop busy: each poll would cost them a task step, and the loop is not about to
+#: sleep anyway. With many streams written one message at a time, polling after
+#: every send nearly doubled the cost per message on asyncio; with this limit it
+#: costs next to nothing (performance page).
 _BUSY_LOOP = 0.000_2
 
 
@@ -208,8 +208,7 @@ class BufferedByteSendStream(ByteSendStream):
             low_water,
             slice_large=_accepts_any_buffer(send_stream),
         )
-        self._enqueue = buffer.enqueue
-        self._waiters: Waiters[Event] = Waiters(anyio.Event)
+        self._waiters: Waiters[Event] = Waiters(anyio.Event, buffer.set_senders_waiting)
         self._lifecycle = Lifecycle(buffer, self._waiters, type(self).__name__)
         self._transmit = choose_transmit(
             send_stream, buffer, self._lifecycle, vectored=vectored
@@ -217,9 +216,10 @@ class BufferedByteSendStream(ByteSendStream):
         self._task_group: TaskGroup | None = None
         # The running flush task's cancel scope; None while no flush task runs.
         self._flush_scope: CancelScope | None = None
-        # Whether a write must wake the flush task (it is parked) or start one (none
-        # runs): the first write starts it, and it ends when idle (_parking.py).
-        self._flush_idle = True
+        # Until the first write there is no flush task: that write starts it, and
+        # it ends when idle (_parking.py). While it is idle, the buffer sends every
+        # write through the checks that wake it.
+        buffer.set_flush_idle(True)
         # Wakes the parked flush task; None unless it is parked.
         self._wake_parked: Callable[[], object] | None = None
 
@@ -359,15 +359,28 @@ class BufferedByteSendStream(ByteSendStream):
         :raises RuntimeError: if the stream has not been entered with
             ``async with``
         """
-        if self._lifecycle.state is not OPEN:
-            self._lifecycle.raise_unusable()
-
         if type(data) is not bytes:
+            self._lifecycle.check_writable()
             data = _snapshot(data)
 
-        if data:
+        # The common case in one frame: see SendBuffer.write_limit.
+        buffer = self._buffer
+        size = len(data)
+        written = buffer.bytes_written + size
+        if 0 < size < LARGE_CHUNK and written <= buffer.write_limit:
+            buffer.chunks.append(data)
+            buffer.bytes_written = written
+        else:
             self._enqueue(data)
-            if self._flush_idle:
+
+    def _enqueue(self, data: bytes) -> None:
+        """Enqueue ``data`` if the stream is open and ``data`` is not empty, waking
+        the flush task if it is idle: what ``write()`` and ``send()`` do when their
+        one-frame case does not apply."""
+        self._lifecycle.check_writable()
+        if data:
+            self._buffer.enqueue(data)
+            if self._buffer.flush_idle:
                 self._wake_flush_task()
 
     def writelines(self, data: Iterable[Buffer]) -> None:
@@ -392,7 +405,7 @@ class BufferedByteSendStream(ByteSendStream):
             if chunk:
                 enqueue(chunk)
 
-        if self._flush_idle and self._buffer.has_queued:
+        if self._buffer.flush_idle and self._buffer.has_queued:
             self._wake_flush_task()
 
     def send_nowait(self, item: Buffer) -> None:
@@ -424,8 +437,6 @@ class BufferedByteSendStream(ByteSendStream):
                 raise WouldBlock
 
             self._enqueue(item)
-            if self._flush_idle:
-                self._wake_flush_task()
 
     async def send(self, item: Buffer) -> None:
         """Wait while the stream is paused, then enqueue ``item``.
@@ -447,12 +458,24 @@ class BufferedByteSendStream(ByteSendStream):
         :raises RuntimeError: if the stream has not been entered with
             ``async with``
         """
-        if self._lifecycle.state is not OPEN:
-            self._lifecycle.raise_unusable()
-
         if type(item) is not bytes:
+            self._lifecycle.check_writable()
             item = _snapshot(item)
 
+        # The common case in one frame: see SendBuffer.limit.
+        buffer = self._buffer
+        size = len(item)
+        written = buffer.bytes_written + size
+        if 0 < size < LARGE_CHUNK and written <= buffer.limit:
+            buffer.chunks.append(item)
+            buffer.bytes_written = written
+        else:
+            await self._send_in_turn(item)
+
+    async def _send_in_turn(self, item: bytes) -> None:
+        """``send()`` when its one-frame case does not apply: the checks, and the
+        wait for its turn while paused or behind other senders."""
+        self._lifecycle.check_writable()
         if not item:
             return
 
@@ -462,9 +485,6 @@ class BufferedByteSendStream(ByteSendStream):
             self._waiters.wake_next_sender(self._buffer.paused)
         else:
             self._enqueue(item)
-
-        if self._flush_idle:
-            self._wake_flush_task()
 
     async def _wait_for_turn(self) -> None:
         """Wait, in first-come order, until this sender may enqueue."""
@@ -487,7 +507,7 @@ class BufferedByteSendStream(ByteSendStream):
         finally:
             waiters.tasks_waiting -= 1
 
-        del waiters.turns[0]
+        waiters.take_turn()
 
     # -- waiting -----------------------------------------------------------------
 
@@ -507,7 +527,8 @@ class BufferedByteSendStream(ByteSendStream):
         :raises RuntimeError: if the stream has not been entered with
             ``async with``
         """
-        if self._buffer.paused or self._lifecycle.state is not OPEN:
+        # Paused, or not open: see SendBuffer.limit.
+        if self._buffer.limit < 0:
             await self._wait_for_resume()
 
     async def _wait_for_resume(self) -> None:
@@ -640,7 +661,7 @@ class BufferedByteSendStream(ByteSendStream):
                             await anyio.lowlevel.checkpoint()
                             continue
 
-                        self._flush_idle = True
+                        self._buffer.set_flush_idle(True)
                         self._wake_parked = parking.prepare()
                         if not await parking.wait():
                             ended_idle = True  # idle for IDLE_EXIT: see _parking.py
@@ -669,7 +690,8 @@ class BufferedByteSendStream(ByteSendStream):
 
         # A write that came as it ended idle found it still parked and only woke
         # it: start a new flush task for that write.
-        if ended_idle and (not self._flush_idle or self._buffer.has_queued):
+        buffer = self._buffer
+        if ended_idle and (not buffer.flush_idle or buffer.has_queued):
             self._start_flush_task()
 
     async def _time_out(self, seconds: float) -> None:
@@ -688,13 +710,13 @@ class BufferedByteSendStream(ByteSendStream):
         wake = self._wake_parked
         if wake is not None:
             self._wake_parked = None
-            self._flush_idle = False
+            self._buffer.set_flush_idle(False)
             wake()
         else:
             self._start_flush_task()
 
     def _start_flush_task(self) -> None:
-        self._flush_idle = False
+        self._buffer.set_flush_idle(False)
         assert self._task_group is not None
         self._task_group.start_soon(self._flush_task, name=f"drainpipe flush {self!r}")
 
