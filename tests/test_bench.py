@@ -27,6 +27,7 @@ def test_smoke_run_covers_every_scenario_and_contender(
         "latency",
         "memory",
         "idle",
+        "import",
     }
     small = results["scenarios"]["small"]
     names = [row["name"] for row in small["contenders"]]
@@ -63,6 +64,13 @@ def test_smoke_run_covers_every_scenario_and_contender(
         assert row["anyio"] > 0
         assert row["drainpipe"] > 0
         assert ("asyncio streams" in row) is (row["backend"] != "trio")
+    imports = {row["module"]: row for row in results["scenarios"]["import"]}
+    assert list(imports) == ["anyio", "drainpipe", "drainpipe.compat"]
+    for row in imports.values():
+        assert len(row["times_ms"]) >= 5
+        assert row["median_ms"] > 0
+        assert row["added_ms"] == row["median_ms"] - imports["anyio"]["median_ms"]
+    assert imports["anyio"]["added_ms"] == 0
     assert results["machine"]["date"]
     assert results["command"] == f"python -m drainpipe bench --smoke --json {output}"
     assert results["machine"]["versions"]["anyio"]
@@ -70,6 +78,7 @@ def test_smoke_run_covers_every_scenario_and_contender(
     assert "1. small messages" in table
     assert "5. slow consumer" in table
     assert "6. idle connections" in table
+    assert "7. import" in table
     assert "% of ceiling send() [trio]" in table
     # goals are printed beside the figures, never judged on this machine
     assert "PASS" not in table

@@ -129,7 +129,7 @@ def installed(name: str) -> bool:
 BACKENDS = {name: spec for name, spec in ALL_BACKENDS.items() if installed(name)}
 
 #: The scenarios, in the order they run and are numbered.
-SCENARIOS = ("small", "large", "tls", "latency", "memory", "idle")
+SCENARIOS = ("small", "large", "tls", "latency", "memory", "idle", "import")
 
 
 def check(received: int, expected: int) -> None:
@@ -731,6 +731,9 @@ def run(options: argparse.Namespace, argv: list[str]) -> int:
     if "idle" in wanted:
         idle_scenario(scale, lines, results)
 
+    if "import" in wanted:
+        import_scenario(scale, lines, results)
+
     print(f"drainpipe benchmarks ({describe(results['machine'])})")
     print("\n".join(lines))
     if options.json:
@@ -913,6 +916,77 @@ def idle_scenario(scale: float, lines: list[str], results: dict[str, Any]) -> No
         )
     progress("")
     results["scenarios"]["idle"] = rows
+
+
+#: What each interpreter of the import scenario runs: the CPU time of one import
+#: statement, in milliseconds, measured inside the interpreter so that its own
+#: start-up is left out (CPU time, since other processes on a busy machine stretch
+#: the wall-clock time of the same work).
+_TIMED_IMPORT = (
+    "import time; started = time.process_time(); {statement}; "
+    "print((time.process_time() - started) * 1000)"
+)
+
+#: The import scenario's statements: AnyIO alone is the baseline.
+IMPORTS = {
+    "anyio": "import anyio",
+    "drainpipe": "import anyio, drainpipe",
+    "drainpipe.compat": "import anyio, drainpipe.compat",
+}
+
+#: Milliseconds that ``import drainpipe`` may add to ``import anyio`` (issue 15).
+IMPORT_GOAL_MS = 10
+
+
+def import_ms(statement: str) -> float:
+    """CPU milliseconds one fresh interpreter takes to run ``statement``. Bytecode is
+    written and read as usual, whatever ``PYTHONDONTWRITEBYTECODE`` says, since an
+    installed package has its bytecode compiled."""
+    environment = dict(os.environ)
+    environment.pop("PYTHONDONTWRITEBYTECODE", None)
+    result = subprocess.run(
+        [sys.executable, "-c", _TIMED_IMPORT.format(statement=statement)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=environment,
+    )
+    return float(result.stdout)
+
+
+def import_scenario(scale: float, lines: list[str], results: dict[str, Any]) -> None:
+    """Each import in a fresh interpreter, the three taking turns; medians."""
+    rounds = max(int(100 * scale), 5)
+    times: dict[str, list[float]] = {name: [] for name in IMPORTS}
+    for statement in IMPORTS.values():
+        import_ms(statement)  # writes the bytecode, if it is missing
+    for turn in range(rounds):
+        progress(f"import: round {turn + 1}/{rounds}")
+        for name, statement in IMPORTS.items():
+            times[name].append(import_ms(statement))
+    progress("")
+    baseline = statistics.median(times["anyio"])
+    lines.append(
+        f"\n7. import: CPU time, median of {rounds} fresh interpreters each "
+        f"(goal: drainpipe adds <= {IMPORT_GOAL_MS} ms to AnyIO)"
+    )
+    rows = []
+    for name, samples in times.items():
+        median = statistics.median(samples)
+        added = median - baseline
+        rows.append(
+            {
+                "module": name,
+                "times_ms": samples,
+                "median_ms": median,
+                "added_ms": added,
+            }
+        )
+        lines.append(
+            f"   import {name:18s} {median:6.1f} ms"
+            + ("" if name == "anyio" else f"  +{added:5.1f} ms over AnyIO")
+        )
+    results["scenarios"]["import"] = rows
 
 
 def to_json(results: dict[str, Any]) -> str:

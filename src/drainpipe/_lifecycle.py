@@ -22,7 +22,6 @@ failure of the wrapped stream that drainpipe closed itself is no news).
 from __future__ import annotations
 
 import enum
-from bisect import insort
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
 
@@ -176,6 +175,9 @@ class Waiters(Generic[_Event]):
         waiter = (target, self._new_event())
         # Not in call order: flush() takes its target before a checkpoint,
         # aclose() right away, and trio may run two flush() calls in either order.
+        # bisect is imported here, not at import time: see SendBuffer._fitting().
+        from bisect import insort
+
         insort(self.sent, waiter, key=itemgetter(0))
         return waiter[1]
 

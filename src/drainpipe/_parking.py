@@ -18,7 +18,6 @@ write calls to wake it; :meth:`wait` returns ``True`` if a write woke it and
 
 from __future__ import annotations
 
-import math
 import sys
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -117,7 +116,7 @@ class DeadlineParking:
 
             return False
 
-        self._scope.deadline = math.inf
+        self._scope.deadline = float("inf")
         # The deadline may have passed as the write woke it: the scope is then
         # cancelled and would cancel the next send, so end here.
         return not self._scope.cancel_called
