@@ -385,3 +385,25 @@ def test_taken_chunks_are_not_kept_alive_by_the_queue() -> None:
         pass
     now = references(large)
     assert now == alone
+
+
+@pytest.mark.parametrize("queued", [10, 10_000])
+def test_large_chunks_are_forgotten_from_the_front_without_shifting_the_rest(
+    queued: int,
+) -> None:
+    # take() forgets the first large chunk's record each time it hands one out: a
+    # list would shift every record behind it (quadratic in a long backlog of
+    # large writes), so the records are a deque, popped from the left.
+    from collections import deque
+
+    buffer = SendBuffer(1 << 40)
+    for number in range(queued):
+        buffer.enqueue(b"%d" % number + b"." * LARGE_CHUNK)
+        buffer.enqueue(b"small")
+    assert type(buffer._large) is deque
+    taken = drain_all(buffer)
+    assert b"".join(taken) == b"".join(
+        b"%d" % number + b"." * LARGE_CHUNK + b"small" for number in range(queued)
+    )
+    # and an emptied deque goes, as idle streams hold none
+    assert buffer._large is None

@@ -10,6 +10,7 @@ watermark). It never awaits and never touches a stream; the async shell in
 from __future__ import annotations
 
 import sys
+from collections import deque
 from itertools import accumulate, repeat
 from typing import Final
 
@@ -189,7 +190,7 @@ class SendBuffer:
         # measuring every chunk. Only enqueue() adds large chunks (the shell's
         # one-frame case takes small ones only). None until the first one: an idle
         # stream holds no list for it.
-        self._large: list[tuple[int, int]] | None = None
+        self._large: deque[tuple[int, int]] | None = None
         self._slice_large = slice_large
         self.bytes_written = 0
         self.bytes_sent = 0
@@ -257,7 +258,7 @@ class SendBuffer:
         size = len(data)
         if size >= LARGE_CHUNK:
             if self._large is None:
-                self._large = []
+                self._large = deque()
             self._large.append((self._deleted + len(self.chunks), self.bytes_written))
         self.chunks.append(data)
         self.bytes_written += size
@@ -269,6 +270,14 @@ class SendBuffer:
     def has_queued(self) -> bool:
         """Whether :meth:`take` would return a piece."""
         return len(self.chunks) > self._head
+
+    def _pop_large(self) -> None:
+        """Forget the first large chunk's record: O(1), however many are queued
+        behind it, and the deque goes when it empties (an idle stream holds none)."""
+        assert self._large is not None
+        self._large.popleft()
+        if not self._large:
+            self._large = None
 
     def take(self) -> Chunk | None:
         """Remove and return the next piece to hand to the wrapped stream.
@@ -293,13 +302,11 @@ class SendBuffer:
                 chunks[head] = rest = view[MAX_PIECE:]
                 self._taken += MAX_PIECE
                 if len(rest) < LARGE_CHUNK:
-                    assert self._large is not None
-                    del self._large[0]  # the rest is coalesced like a small chunk
+                    self._pop_large()  # the rest is coalesced like a small chunk
                 return view[:MAX_PIECE]
 
             if len(first) >= LARGE_CHUNK:
-                assert self._large is not None
-                del self._large[0]
+                self._pop_large()
             self._forget(1, len(first))
             return first
 
