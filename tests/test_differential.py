@@ -499,6 +499,17 @@ async def peer_resets(api: Api) -> dict[str, Any]:
         }
 
 
+@scenario("peer resets, then wait_closed() without close()")
+async def wait_closed_after_reset(api: Api) -> dict[str, Any]:
+    async with api.connected_to(reset_at_once) as (reader, writer):
+        read = await outcome(reader.read())
+        return {
+            "read": read,
+            "wait_closed": await outcome(writer.wait_closed()),
+            "is_closing": writer.is_closing(),
+        }
+
+
 @scenario("write after a reset")
 async def write_after_reset(api: Api) -> dict[str, Any]:
     async with api.connected_to(reset_at_once) as (reader, writer):
@@ -610,6 +621,37 @@ async def tls(api: Api) -> dict[str, Any]:
             "answer": await outcome(reader.read()),
             "at_eof": reader.at_eof(),
         }
+
+
+@scenario("TLS peer closes, then wait_closed() without close()")
+async def tls_peer_closes(api: Api) -> dict[str, Any]:
+    server_context, client_context = tls_contexts()
+    handled: list[dict[str, Any]] = []
+
+    async def read_then_wait_closed(reader: Any, writer: Any) -> None:
+        read = await outcome(reader.read())
+        handled.append(
+            {
+                "read": read,
+                "wait_closed": await outcome(writer.wait_closed()),
+                "is_closing": writer.is_closing(),
+                "write": call(writer.write, b"late"),
+            }
+        )
+
+    async with api.serve(
+        read_then_wait_closed, "127.0.0.1", 0, ssl=server_context
+    ) as server:
+        async with api.connect(
+            "127.0.0.1",
+            port_of(server),
+            ssl=client_context,
+            server_hostname="localhost",
+        ) as (_, writer):
+            writer.write(b"hello")
+        while not handled:
+            await api.sleep(0.01)
+    return handled[0]
 
 
 @scenario("TLS handshake failures")

@@ -70,6 +70,11 @@ class Shutdown:
     The close and the EOF run shielded, as asyncio's transport flushes whatever
     its callers do: a cancellation of the block does not stop them; only
     :meth:`abort` (or leaving the block by an exception) does.
+
+    Like asyncio's transport, which force-closes itself on an error and closes
+    itself over TLS when the peer's end of stream arrives, a lost connection is
+    closed at once, and over TLS the peer's end of stream starts a graceful close,
+    so that :meth:`StreamWriter.wait_closed` returns without :meth:`close`.
     """
 
     def __init__(
@@ -91,6 +96,10 @@ class Shutdown:
         self.eof_scheduled = False
         #: set when the close has ended, gracefully or not
         self.closed = Event()
+        self._close_started = False
+        state.on_lost = self._connection_lost
+        if isinstance(send_stream.send_stream, TLSStream):
+            state.on_eof = self.close
 
     def write_eof(self) -> None:
         """Schedule flush-then-half-close, unless closing or already scheduled."""
@@ -115,8 +124,19 @@ class Shutdown:
 
     def close(self) -> None:
         """Schedule flush-then-close; idempotent."""
-        if not self.closing:
-            self.closing = True
+        self.closing = True
+        self._start_close()
+
+    def _connection_lost(self) -> None:
+        """Close at once, dropping the buffer, as asyncio's transport does when
+        the connection is lost."""
+        self._eof_scope.cancel()
+        self._close_scope.cancel()
+        self._start_close()
+
+    def _start_close(self) -> None:
+        if not self._close_started:
+            self._close_started = True
             self._task_group.start_soon(self._close, name="drainpipe.compat close")
 
     def abort(self) -> None:
@@ -220,6 +240,14 @@ class StreamWriter:
             enqueue(data)
         except BrokenResourceError as exc:
             raise self._state.lose(exc) from exc
+        except ClosedResourceError:
+            pass  # closed by the connection's loss (see Shutdown), not by close()
+        else:
+            return
+
+        lost = self._state.error
+        assert lost is not None
+        raise lost
 
     async def drain(self) -> None:
         """Return at once unless the buffer is above its high watermark; then wait
@@ -304,7 +332,9 @@ class StreamWriter:
         return self._shutdown.closing or self._state.error is not None
 
     async def wait_closed(self) -> None:
-        """Wait until the connection is closed (after :meth:`close`).
+        """Wait until the connection is closed: after :meth:`close`, after the
+        connection was lost, or over TLS after the peer's end of stream (which
+        closes it, as in asyncio).
 
         Cancelling it does not stop the close.
 
