@@ -4,6 +4,7 @@ exceptions."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import importlib.util
 import logging
 import os
@@ -27,7 +28,7 @@ from anyio import (
     move_on_after,
     wait_all_tasks_blocked,
 )
-from anyio.abc import SocketAttribute, SocketStream
+from anyio.abc import SocketAttribute, SocketListener, SocketStream
 from anyio.streams.tls import TLSStream
 
 from drainpipe import compat
@@ -1301,6 +1302,99 @@ async def test_callback_exception_is_logged_and_the_server_keeps_serving(
     assert record.getMessage().startswith("Unhandled exception in client_connected_cb")
     assert record.exc_info is not None
     assert record.exc_info[1] is error
+
+
+async def echo_a_byte(reader: compat.StreamReader, writer: compat.StreamWriter) -> None:
+    writer.write(await reader.read(1))
+
+
+def lowest_free_fd() -> int:
+    fd = os.dup(0)
+    os.close(fd)
+    return fd
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no RLIMIT_NOFILE")
+async def test_server_out_of_file_descriptors_logs_and_accepts_again_a_second_later(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    logged = anyio.Event()
+    notify = logging.Handler()
+    notify.emit = lambda record: logged.set()  # type: ignore[method-assign]
+    logger = logging.getLogger("drainpipe.compat")
+    async with serving(echo_a_byte) as port:
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            client.sendall(b"x")
+            # No file descriptor left for accept(): it fails with EMFILE.
+            logger.addHandler(notify)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free_fd(), hard))
+            try:
+                with fail_after(5):
+                    await logged.wait()
+            finally:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+                logger.removeHandler(notify)
+            failed = time.monotonic()
+            client.settimeout(5)
+            assert await anyio.to_thread.run_sync(client.recv, 1) == b"x"
+            assert time.monotonic() - failed >= 0.9  # asyncio's retry delay: 1 s
+
+    (record,) = caplog.records
+    assert record.name == "drainpipe.compat"
+    assert record.levelno == logging.ERROR
+    assert record.getMessage().startswith("socket.accept() out of system resource")
+
+
+class FailingListener(SocketListener):
+    """``listener``, whose first accepts raise ``errors`` in turn."""
+
+    def __init__(self, listener: SocketListener, errors: list[Exception]) -> None:
+        self.listener = listener
+        self.errors = errors
+
+    async def accept(self) -> SocketStream:
+        await anyio.lowlevel.checkpoint()
+        if self.errors:
+            raise self.errors.pop(0)
+        return await self.listener.accept()
+
+    async def aclose(self) -> None:
+        await self.listener.aclose()
+
+    @property
+    def _raw_socket(self) -> socket.socket:
+        return self.listener.extra(SocketAttribute.raw_socket)
+
+
+async def test_server_accept_errors_are_logged_and_never_end_the_server(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    aborted = BrokenResourceError()
+    aborted.__cause__ = ConnectionAbortedError(errno.ECONNABORTED, "aborted")
+    other = OSError(errno.EPERM, "not permitted")
+    from_socket = SocketListener.from_socket
+
+    async def failing(sock: socket.socket) -> SocketListener:
+        return FailingListener(await from_socket(sock), [aborted, other])
+
+    monkeypatch.setattr(SocketListener, "from_socket", failing)
+    async with serving(echo_a_byte) as port:
+        started = time.monotonic()
+        async with compat.open_connection("127.0.0.1", port) as (reader, writer):
+            writer.write(b"y")
+            assert await reader.read() == b"y"
+        # A client gone while queued is skipped at once, as asyncio skips it;
+        # another error is retried after asyncio's delay.
+        assert 0.9 <= time.monotonic() - started < 1.9
+
+    (record,) = caplog.records
+    assert record.levelno == logging.ERROR
+    assert record.getMessage() == "Error accepting a connection"
+    assert record.exc_info is not None
+    assert record.exc_info[1] is other
 
 
 async def test_connection_is_flushed_and_closed_when_the_callback_returns() -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio import (
+    BrokenResourceError,
     CancelScope,
     Event,
     aclose_forcefully,
@@ -22,7 +23,6 @@ from anyio import (
 )
 from anyio.abc import SocketAttribute, SocketListener, SocketStream
 from anyio.lowlevel import checkpoint
-from anyio.streams.stapled import MultiListener
 from anyio.streams.tls import TLSStream
 
 from .._checkpoints import wait
@@ -48,6 +48,10 @@ if TYPE_CHECKING:
 # The name the documentation gives, whichever module logs.
 _logger = logging.getLogger("drainpipe.compat")
 
+#: Seconds before accepting again after running out of resources, as asyncio waits.
+ACCEPT_RETRY_DELAY = 1.0
+_OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
 
 class Server:
     """asyncio's ``Server``, yielded by :func:`start_server` and
@@ -57,6 +61,9 @@ class Server:
     connection is closed (after a flush) when the callback returns. An exception
     from a callback is logged (``"Unhandled exception in client_connected_cb"`` on
     the ``drainpipe.compat`` logger, at ERROR level) and does not stop the server.
+    Nor does a failed ``accept()``: as in asyncio, running out of file descriptors
+    or memory is logged (``"socket.accept() out of system resource"``) and the
+    accept retried after a second, and a client gone while queued is skipped.
 
     Unlike asyncio's, :meth:`serve_forever` *returns* when :meth:`close` is
     called instead of raising :exc:`asyncio.CancelledError`.
@@ -222,13 +229,12 @@ class Server:
             self._idle.set()
 
     async def _accept(self) -> None:
-        assert self._task_group is not None
         try:
             with self._accept_scope:
                 await wait(self._start)
-                await MultiListener(self._listeners).serve(
-                    self._serve_connection, self._task_group
-                )
+                async with create_task_group() as accepting:
+                    for listener in self._listeners:
+                        accepting.start_soon(self._accept_from, listener)
         finally:
             with CancelScope(shield=True):
                 for listener in self._listeners:
@@ -236,6 +242,37 @@ class Server:
             self._remove_unix_socket()
             self._listening = False
             self._check_idle()
+
+    async def _accept_from(self, listener: SocketListener) -> None:
+        """Accept from ``listener`` until the server closes."""
+        assert self._task_group is not None
+        while True:
+            stream = await self._accept_one(listener)
+            if stream is not None:
+                self._task_group.start_soon(self._serve_connection, stream)
+
+    @staticmethod
+    async def _accept_one(listener: SocketListener) -> SocketStream | None:
+        """One connection from ``listener``, or ``None`` after an error, which
+        never ends the server (as in asyncio): out of file descriptors or memory,
+        it is logged and the accept retried after a second."""
+        try:
+            return await listener.accept()
+        except (OSError, BrokenResourceError) as exc:
+            cause = exc if isinstance(exc, OSError) else exc.__cause__
+            if isinstance(cause, ConnectionAbortedError):
+                return None  # the client left while queued: asyncio accepts on
+            if getattr(cause, "errno", None) in _OUT_OF_RESOURCES:
+                _logger.error(
+                    "socket.accept() out of system resource (socket %r)",
+                    listener.extra(SocketAttribute.raw_socket),
+                    exc_info=exc,
+                )
+            else:
+                _logger.error("Error accepting a connection", exc_info=exc)
+
+        await anyio.sleep(ACCEPT_RETRY_DELAY)
+        return None
 
     def _remove_unix_socket(self) -> None:
         # Like asyncio 3.13: only if the file is still the socket we created.
