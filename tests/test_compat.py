@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import importlib.util
 import logging
 import os
@@ -1244,6 +1245,17 @@ async def test_start_server_closes_its_listeners_if_a_later_host_fails() -> None
                 pass  # pragma: no cover
 
 
+async def test_start_server_closes_its_sockets_if_listen_fails() -> None:
+    # Both bind (SO_REUSEADDR, nothing listens yet); the second listen() fails.
+    port = free_port()
+    with pytest.raises(OSError, match="in use"):
+        async with compat.start_server(handle_echo, ["0.0.0.0", "127.0.0.1"], port):
+            pass  # pragma: no cover
+    gc.collect()  # an unclosed socket fails the test with a ResourceWarning
+    with socket.create_server(("0.0.0.0", port)):
+        pass  # the port is free again
+
+
 async def test_start_server_on_a_bound_socket() -> None:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -1676,6 +1688,36 @@ async def test_start_unix_server_leaves_a_replaced_socket_file_alone(
         path.unlink()
         path.write_text("someone else's")
     assert path.read_text() == "someone else's"
+
+
+@needs_unix
+async def test_start_unix_server_takes_a_bytes_path(tmp_path: Path) -> None:
+    path = tmp_path / "sock"
+    async with (
+        compat.start_unix_server(echo_until_eof, os.fsencode(path)),
+        compat.open_unix_connection(path) as (reader, writer),
+    ):
+        writer.write(b"bytes")
+        writer.write_eof()
+        assert await reader.read() == b"bytes"
+    assert not path.exists()
+
+
+@needs_unix
+async def test_start_unix_server_logs_an_uncheckable_path_and_closes_its_socket(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As asyncio: the stale-file check's error is logged, then bind() fails.
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("")
+    with pytest.raises(NotADirectoryError):
+        async with compat.start_unix_server(handle_echo, not_a_directory / "sock"):
+            pass  # pragma: no cover
+    gc.collect()  # an unclosed socket fails the test with a ResourceWarning
+
+    (record,) = caplog.records
+    assert record.levelno == logging.ERROR
+    assert record.getMessage().startswith("Unable to check or remove stale UNIX")
 
 
 @needs_unix

@@ -82,7 +82,7 @@ class Server:
         ssl_handshake_timeout: float | None,
         start_serving: bool,
         send_timeout: float | None = None,
-        unix_socket: tuple[str, int] | None = None,
+        unix_socket: tuple[str | bytes, int] | None = None,
     ) -> None:
         self._client_connected_cb = client_connected_cb
         self._listeners = list(listeners)
@@ -408,12 +408,18 @@ async def _bind_tcp(
     return sockets
 
 
-async def _listeners(sockets: Sequence[socket.socket]) -> list[SocketListener]:
-    """AnyIO listeners for bound ``sockets`` (all of them closed on failure)."""
+async def _server(
+    client_connected_cb: Callable[[StreamReader, StreamWriter], Awaitable[object]],
+    sockets: Sequence[socket.socket],
+    **options: Any,
+) -> Server:
+    """A :class:`Server` on AnyIO listeners for bound ``sockets``; every socket is
+    closed if making it fails (``listen()`` included)."""
     listeners: list[SocketListener] = []
     try:
         for sock in sockets:
             listeners.append(await SocketListener.from_socket(sock))  # noqa: PERF401
+        return Server(client_connected_cb, listeners, **options)
     except BaseException:
         for listener in listeners:
             await aclose_forcefully(listener)
@@ -421,28 +427,36 @@ async def _listeners(sockets: Sequence[socket.socket]) -> list[SocketListener]:
             sock.close()
         raise
 
-    return listeners
 
-
-def _abstract(path: str | os.PathLike[str]) -> bool:
+def _abstract(path: str | bytes) -> bool:
     """Whether ``path`` names a socket in Linux's abstract namespace (no file)."""
-    return os.fspath(path).startswith("\x00")
+    return path[:1] in ("\x00", b"\x00")
 
 
-def _bind_unix(path: str | os.PathLike[str]) -> socket.socket:
+def _remove_stale_socket(path: str | bytes) -> None:
+    """Remove a socket file at ``path`` (any other file is kept); as asyncio, log
+    an error that is not a missing file, and go on."""
+    try:
+        if stat.S_ISSOCK(os.stat(path).st_mode):
+            os.remove(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:  # the directory may let us create the socket only
+        _logger.error("Unable to check or remove stale UNIX socket %r: %r", path, exc)
+
+
+def _bind_unix(path: str | bytes | os.PathLike[str]) -> socket.socket:
     """A UNIX socket bound to ``path`` as asyncio's ``create_unix_server()``
     binds it: a stale socket file there is removed, any other file is kept."""
     path = os.fspath(path)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     if not _abstract(path):
-        with suppress(FileNotFoundError):
-            if stat.S_ISSOCK(os.stat(path).st_mode):
-                os.remove(path)
+        _remove_stale_socket(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(path)
-    except OSError as exc:
+    except BaseException as exc:
         sock.close()
-        if exc.errno == errno.EADDRINUSE:
+        if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
             raise OSError(
                 errno.EADDRINUSE, f"Address {path!r} is already in use"
             ) from None
@@ -522,11 +536,10 @@ async def start_server(
     else:
         check_stream_socket(sock)
         sockets = [sock]
-    listeners = await _listeners(sockets)
 
-    server = Server(
+    server = await _server(
         client_connected_cb,
-        listeners,
+        sockets,
         backlog=backlog,
         limit=limit,
         ssl=context,
@@ -541,7 +554,7 @@ async def start_server(
 @asynccontextmanager
 async def start_unix_server(
     client_connected_cb: Callable[[StreamReader, StreamWriter], Awaitable[object]],
-    path: str | os.PathLike[str] | None = None,
+    path: str | bytes | os.PathLike[str] | None = None,
     *,
     limit: int = DEFAULT_LIMIT,
     sock: socket.socket | None = None,
@@ -555,7 +568,8 @@ async def start_unix_server(
     """Listen on a UNIX socket and yield the :class:`Server` for the block;
     :func:`start_server` for UNIX sockets.
 
-    :param path: the socket's path (an existing socket file there is replaced)
+    :param path: the socket's path, a string, bytes or path-like (an existing
+        socket file there is replaced)
     :param sock: an already bound UNIX socket to listen on instead of ``path``
     :param cleanup_socket: whether closing the server removes the socket file
         it created (if it is still the same file), as in Python 3.13
@@ -573,16 +587,15 @@ async def start_unix_server(
         raise ValueError("path was not specified, and no sock specified")
     else:
         check_stream_socket(sock, unix=True)
-    listeners = await _listeners([sock])
 
     unix_socket = None
-    if cleanup_socket and path is not None and not _abstract(path):
+    if cleanup_socket and path is not None and not _abstract(os.fspath(path)):
         with suppress(OSError):
             unix_socket = (os.fspath(path), os.stat(path).st_ino)
 
-    server = Server(
+    server = await _server(
         client_connected_cb,
-        listeners,
+        [sock],
         backlog=backlog,
         limit=limit,
         ssl=context,
