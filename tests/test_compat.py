@@ -1068,6 +1068,35 @@ async def test_tls_failed_handshake_closes_only_that_connection(
     assert any(r.message == "SSL handshake failed" for r in caplog.records)
 
 
+def closed_by_peer(sock: socket.socket) -> bool:
+    """Whether the peer of non-blocking ``sock`` has closed the connection."""
+    try:
+        return sock.recv(1) == b""
+    except BlockingIOError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+@pytest.mark.parametrize("end", ["close_clients", "abort_clients"])
+async def test_server_ends_connections_still_in_their_tls_handshake(
+    server_context: ssl.SSLContext, end: str
+) -> None:
+    # The client never starts its handshake: without close_clients() or
+    # abort_clients() the server would wait for it for ssl_handshake_timeout.
+    with fail_after(5):
+        async with compat.start_server(
+            handle_echo, "127.0.0.1", 0, ssl=server_context, ssl_handshake_timeout=60
+        ) as server:
+            address = server.sockets[0].getsockname()
+            with socket.create_connection(address) as silent:
+                silent.setblocking(False)
+                # Again until the server has accepted the connection.
+                while not closed_by_peer(silent):
+                    getattr(server, end)()
+                    await anyio.sleep(0.05)
+
+
 async def test_tls_extra_info(
     server_context: ssl.SSLContext, client_context: ssl.SSLContext
 ) -> None:

@@ -107,6 +107,7 @@ class Server:
         self._listening = True
         self._connections = 0
         self._shutdowns: set[Shutdown] = set()
+        self._handshakes: set[CancelScope] = set()
         self._idle = Event()
         self._task_group: TaskGroup | None = None
         if start_serving:
@@ -176,14 +177,22 @@ class Server:
         self._close_requested.set()
 
     def close_clients(self) -> None:
-        """:meth:`StreamWriter.close` every open connection."""
+        """:meth:`StreamWriter.close` every open connection (and close those
+        still in their TLS handshake)."""
+        self._end_handshakes()
         for shutdown in list(self._shutdowns):
             shutdown.close()
 
     def abort_clients(self) -> None:
-        """``transport.abort()`` every open connection."""
+        """``transport.abort()`` every open connection (and close those still
+        in their TLS handshake)."""
+        self._end_handshakes()
         for shutdown in list(self._shutdowns):
             shutdown.abort()
+
+    def _end_handshakes(self) -> None:
+        for handshake in self._handshakes:
+            handshake.cancel()
 
     async def wait_closed(self) -> None:
         """Wait until the server is closed and every connection has ended."""
@@ -287,8 +296,12 @@ class Server:
         try:
             connection: ByteStream = stream
             if self._ssl_context is not None:
+                # close_clients() and abort_clients() reach a connection in its
+                # handshake too, as asyncio's reach its transport.
+                handshake = CancelScope()
+                self._handshakes.add(handshake)
                 try:
-                    with fail_after(self._ssl_handshake_timeout):
+                    with handshake, fail_after(self._ssl_handshake_timeout):
                         connection = await TLSStream.wrap(
                             stream, server_side=True, ssl_context=self._ssl_context
                         )
@@ -298,6 +311,11 @@ class Server:
                         raise
                     # asyncio logs a failed handshake only in debug mode.
                     _logger.debug("SSL handshake failed", exc_info=exc)
+                    return
+                finally:
+                    self._handshakes.discard(handshake)
+                if handshake.cancel_called:
+                    await aclose_forcefully(connection)
                     return
 
             # The connection stays reachable by close_clients() and abort_clients()
