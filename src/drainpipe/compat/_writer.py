@@ -62,6 +62,15 @@ def _extra_info(stream: BufferedByteSendStream) -> dict[str, Any]:
     return info
 
 
+def _check_bytes_like(data: object) -> None:
+    try:
+        memoryview(data).release()  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(
+            f"data argument must be a bytes-like object, not {type(data).__name__!r}"
+        ) from None
+
+
 class Shutdown:
     """The close and half-close of one connection, run as tasks of the block that
     owns it; shared by its :class:`StreamWriter`, its :class:`WriteTransport`, the
@@ -216,6 +225,8 @@ class StreamWriter:
             :exc:`ConnectionResetError`) if the connection was lost
         :raises TypeError: if ``data`` is not a bytes-like object
         """
+        # asyncio checks the type before anything else.
+        _check_bytes_like(data)
         self._enqueue("write", self.send_stream.write, data)
 
     def writelines(self, data: Iterable[Buffer]) -> None:
@@ -225,7 +236,13 @@ class StreamWriter:
         :raises OSError: if the connection was lost
         :raises TypeError: if an item is not a bytes-like object
         """
-        self._enqueue("writelines", self.send_stream.writelines, data)
+        if self._shutdown.eof_scheduled:  # before the items, as in asyncio 3.12
+            raise RuntimeError("Cannot call writelines() after write_eof()")
+
+        items = list(data)
+        for item in items:
+            memoryview(item).release()  # asyncio's check, and its TypeError
+        self._enqueue("writelines", self.send_stream.writelines, items)
 
     def _enqueue(self, name: str, enqueue: Callable[[Any], None], data: Any) -> None:
         """Hand ``data`` to ``enqueue`` as asyncio's writer would: refused after
