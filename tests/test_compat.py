@@ -1720,6 +1720,21 @@ async def test_start_unix_server_leaves_a_replaced_socket_file_alone(
 
 
 @needs_unix
+@pytest.mark.parametrize("cleanup_socket", [True, False])
+async def test_start_unix_server_on_a_bound_socket_removes_its_file_on_close(
+    tmp_path: Path, cleanup_socket: bool
+) -> None:
+    path = tmp_path / "sock"
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(os.fspath(path))
+    async with compat.start_unix_server(
+        handle_echo, sock=sock, cleanup_socket=cleanup_socket
+    ):
+        assert path.exists()
+    assert path.exists() is not cleanup_socket
+
+
+@needs_unix
 async def test_start_unix_server_takes_a_bytes_path(tmp_path: Path) -> None:
     path = tmp_path / "sock"
     async with (

@@ -147,6 +147,12 @@ DOCUMENTED: dict[str, Difference] = {
         "write())",
         until=(3, 12),
     ),
+    "UNIX server on a socket": Difference(
+        ("file after close",),
+        "the file of the socket given as sock is removed when the server closes, as "
+        "asyncio does from Python 3.13 on (cleanup_socket=True)",
+        until=(3, 13),
+    ),
     "UNIX server removes its socket file": Difference(
         ("file after close",),
         "the socket file is removed when the server closes, as asyncio does from "
@@ -982,7 +988,8 @@ async def unix_server_abstract(api: Api) -> dict[str, Any]:
 @scenario("UNIX server on a socket")
 async def unix_server_on_sock(api: Api) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as directory:
-        path = str(Path(directory) / "bound.sock")
+        bound = Path(directory) / "bound.sock"
+        path = str(bound)
         sock = socket.socket(socket.AF_UNIX)
         sock.bind(path)
         async with api.serve_unix(read_all_then_close, sock=sock) as server:
@@ -990,7 +997,12 @@ async def unix_server_on_sock(api: Api) -> dict[str, Any]:
                 writer.write(b"x")
                 writer.write_eof()
                 read = await outcome(reader.read())
-            return {"sockname": server.sockets[0].getsockname() == path, "read": read}
+            sockname = server.sockets[0].getsockname() == path
+        return {
+            "sockname": sockname,
+            "read": read,
+            "file after close": bound.exists(),
+        }
 
 
 # -- connection errors ---------------------------------------------------------------

@@ -590,7 +590,8 @@ async def start_unix_server(
         socket file there is replaced)
     :param sock: an already bound UNIX socket to listen on instead of ``path``
     :param cleanup_socket: whether closing the server removes the socket file
-        it created (if it is still the same file), as in Python 3.13
+        (the one at ``path``, or the one ``sock`` is bound to) if it is still the
+        same file, as asyncio does from Python 3.13 on
 
     .. versionadded:: 0.1
     """
@@ -607,9 +608,10 @@ async def start_unix_server(
         check_stream_socket(sock, unix=True)
 
     unix_socket = None
-    if cleanup_socket and path is not None and not _abstract(os.fspath(path)):
+    name = sock.getsockname()
+    if cleanup_socket and name and not _abstract(name):
         with suppress(OSError):
-            unix_socket = (os.fspath(path), os.stat(path).st_ino)
+            unix_socket = (name, os.stat(name).st_ino)
 
     server = await _server(
         client_connected_cb,
