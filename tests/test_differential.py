@@ -1008,6 +1008,17 @@ async def unix_server_on_sock(api: Api) -> dict[str, Any]:
 # -- connection errors ---------------------------------------------------------------
 
 
+async def refused_on_two(api: Api) -> tuple[Any, ...]:
+    """Connecting to a name with two addresses, both refusing."""
+
+    async def connect() -> None:
+        async with api.connect("two.test", free_port()):
+            pass
+
+    with api.resolving("two.test", ["127.0.0.1", "127.0.0.2"]):
+        return await outcome(connect())
+
+
 @scenario("connection errors")
 async def connection_errors(api: Api) -> dict[str, Any]:
     async def connect(*args: Any, **kwargs: Any) -> None:
@@ -1025,9 +1036,10 @@ async def connection_errors(api: Api) -> dict[str, Any]:
         try:
             return {
                 "refused": await outcome(connect("127.0.0.1", free_port())),
-                "refused on every address of localhost": await outcome(
+                "refused on localhost": await outcome(
                     connect("localhost", free_port())
                 ),
+                "refused on both addresses of a host": await refused_on_two(api),
                 "unresolvable host": await outcome(connect("drainpipe.invalid", 80)),
                 "no host, port or sock": await outcome(connect()),
                 "host and sock": await outcome(connect("127.0.0.1", 1, sock=sock)),

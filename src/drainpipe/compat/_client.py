@@ -3,11 +3,12 @@ server accepts), and :func:`open_connection` and :func:`open_unix_connection`.""
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import socket
 from contextlib import asynccontextmanager
 from ssl import SSLContext, create_default_context
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio import (
@@ -178,25 +179,62 @@ async def _connect_resolved(
     proto: int,
     flags: int,
     local_addr: tuple[str, int] | None,
-    happy_eyeballs_delay: float,
 ) -> SocketStream:
-    """Connect to the addresses that ``getaddrinfo()`` gives for ``family``,
-    ``proto`` and ``flags`` (which AnyIO's ``connect_tcp()`` does not take), one
-    after the other, as asyncio does."""
-    infos = await anyio.getaddrinfo(
-        host, port, family=family, type=socket.SOCK_STREAM, proto=proto, flags=flags
-    )
-    if not infos:
-        raise OSError("getaddrinfo() returned empty list")
+    """Connect to the addresses that ``getaddrinfo()`` gives (for ``family``,
+    ``proto`` and ``flags``, which AnyIO's ``connect_tcp()`` does not take), one
+    after the other, as asyncio does by default; a failure names the address in
+    asyncio's words."""
+    addresses = _numeric_address(host, port) if not family | proto | flags else None
+    if addresses is None:
+        infos = await anyio.getaddrinfo(
+            host, port, family=family, type=socket.SOCK_STREAM, proto=proto, flags=flags
+        )
+        if not infos:
+            raise OSError("getaddrinfo() returned empty list")
+        addresses = list(dict.fromkeys(info[4] for info in infos))
 
     attempts: list[OSError] = []
-    for address in dict.fromkeys(info[4][0] for info in infos):
+    for address in addresses:
         try:
-            return await _connect_tcp(address, port, local_addr, happy_eyeballs_delay)
+            return await _connect_tcp(
+                _numeric_host(address), port, local_addr, math.inf
+            )
         except OSError as exc:  # noqa: PERF203 - one attempt per address
-            attempts.append(exc)
+            attempts.append(_connect_call_failed(exc, address))
 
     raise summed_error(attempts) from attempts[-1].__cause__
+
+
+def _numeric_address(host: str, port: int) -> list[tuple[Any, ...]] | None:
+    """``getaddrinfo()``'s address for a numeric ``host``, made without a thread
+    as asyncio makes it (``None`` for a name, or an IPv6 address with a scope)."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if ip.version == 4:
+        return [(host, port)]
+    if "%" in host:
+        return None
+    return [(host, port, 0, 0)]
+
+
+def _numeric_host(address: tuple[Any, ...]) -> str:
+    """The host of a ``getaddrinfo()`` address, with its IPv6 scope if any."""
+    host: str = address[0]
+    if len(address) == 4 and address[3] and "%" not in host:
+        return f"{host}%{address[3]}"
+    return host
+
+
+def _connect_call_failed(error: OSError, address: tuple[Any, ...]) -> OSError:
+    """``error`` worded as asyncio words a failed connect to ``address``."""
+    if error.errno is None:
+        return error
+
+    worded = type(error)(error.errno, f"Connect call failed {address}")
+    worded.__cause__ = error.__cause__
+    return worded
 
 
 @asynccontextmanager
@@ -238,7 +276,9 @@ async def open_connection(
         60)
     :param local_addr: ``(host, port)`` to bind the socket to
     :param happy_eyeballs_delay: seconds before trying the next address of a
-        host name (default: try one at a time, as asyncio does)
+        host name (default: try one at a time, as asyncio does); not taken with
+        ``family``, ``proto`` or ``flags``, whose addresses are always tried one
+        at a time
     :param send_timeout: a drainpipe extension, not in asyncio: seconds the
         connection may take to accept a queued piece before it is broken, for a
         peer that stops reading (see
@@ -264,13 +304,16 @@ async def open_connection(
     else:
         assert host is not None
         assert port is not None
-        delay = math.inf if happy_eyeballs_delay is None else happy_eyeballs_delay
-        if family or proto or flags:
+        if (
+            happy_eyeballs_delay is None
+            or family | proto | flags
+            or _numeric_address(host, port) is not None
+        ):
             stream = await _connect_resolved(
-                host, port, family, proto, flags, local_addr, delay
+                host, port, family, proto, flags, local_addr
             )
-        else:
-            stream = await _connect_tcp(host, port, local_addr, delay)
+        else:  # AnyIO races the addresses of a name
+            stream = await _connect_tcp(host, port, local_addr, happy_eyeballs_delay)
 
     connection: ByteStream = stream
     if context is not None:

@@ -343,7 +343,7 @@ def _server_tls(
     ssl: SSLContext | None, ssl_handshake_timeout: float | None
 ) -> SSLContext | None:
     if ssl is not None and not isinstance(ssl, SSLContext):
-        raise TypeError(f"ssl argument must be an SSLContext or None, got {ssl!r}")
+        raise TypeError("ssl argument must be an SSLContext or None")
     if ssl is None and ssl_handshake_timeout is not None:
         raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
     return ssl

@@ -4,6 +4,7 @@ they schedule in the block owning the connection."""
 
 from __future__ import annotations
 
+import sys
 from ssl import SSLError
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +70,24 @@ def _check_bytes_like(data: object) -> None:
         raise TypeError(
             f"data argument must be a bytes-like object, not {type(data).__name__!r}"
         ) from None
+
+
+#: asyncio's writelines() joins the items with b"".join() before Python 3.12.
+_JOINS_ITEMS = sys.version_info < (3, 12)
+
+
+def _check_items(items: list[Any]) -> None:
+    """asyncio's check of writelines() items, with its message."""
+    for index, item in enumerate(items):
+        try:
+            memoryview(item).release()
+        except TypeError:  # noqa: PERF203 - one check per item
+            if not _JOINS_ITEMS:
+                raise
+            raise TypeError(
+                f"sequence item {index}: expected a bytes-like object, "
+                f"{type(item).__name__} found"
+            ) from None
 
 
 class Shutdown:
@@ -240,8 +259,7 @@ class StreamWriter:
             raise RuntimeError("Cannot call writelines() after write_eof()")
 
         items = list(data)
-        for item in items:
-            memoryview(item).release()  # asyncio's check, and its TypeError
+        _check_items(items)
         self._enqueue("writelines", self.send_stream.writelines, items)
 
     def _enqueue(self, name: str, enqueue: Callable[[Any], None], data: Any) -> None:
