@@ -510,14 +510,35 @@ async def test_drain_returns_when_the_writer_is_aborted_while_it_waits() -> None
                 await writer.wait_closed()
 
 
-async def test_write_after_close_is_dropped() -> None:
+async def test_write_after_close_with_nothing_buffered_is_dropped() -> None:
     async with raw_peer() as (_reader, writer, peer):
-        writer.write(b"kept")
+        writer.write(b"sent")
+        await writer.send_stream.flush()
         writer.close()
         writer.write(b"dropped")
         writer.writelines([b"dropped too"])
         await writer.wait_closed()
-        assert receive_until_eof(peer) == b"kept"
+        assert receive_until_eof(peer) == b"sent"
+
+
+async def test_write_after_close_is_sent_while_bytes_are_buffered() -> None:
+    # As asyncio's transport, which appends to a non-empty buffer after close().
+    async with raw_peer() as (_reader, writer, peer):
+        writer.write(b"queued")
+        writer.close()
+        writer.write(b" and")
+        writer.writelines([b" more"])
+        await writer.wait_closed()
+        assert receive_until_eof(peer) == b"queued and more"
+
+
+async def test_write_after_close_once_everything_was_sent_is_dropped() -> None:
+    async with raw_peer() as (_reader, writer, peer):
+        writer.write(b"queued")
+        writer.close()
+        await writer.wait_closed()
+        writer.write(b"dropped")
+        assert receive_until_eof(peer) == b"queued"
 
 
 async def test_lost_connection_raises_from_drain() -> None:

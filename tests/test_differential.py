@@ -85,6 +85,14 @@ DOCUMENTED: dict[str, Difference] = {
         "write() raises the connection error once the connection is lost; asyncio "
         "drops the data (and logs a warning after five such writes)",
     ),
+    "write after close with bytes unsent": Difference(
+        ("4 bytes, then a write",),
+        "write() after close() is sent while the close still has bytes to send, "
+        "and dropped once it had none; asyncio's write() sends what the socket "
+        "takes at once, so after a small write its close() has nothing left and "
+        "drops later writes, where compat's flush task still holds the bytes and "
+        "sends them",
+    ),
     "public names of the reader and writer": Difference(
         (
             "StreamReader.feed_data",
@@ -466,6 +474,30 @@ async def drain_after_close_buffered(api: Api) -> dict[str, Any]:
         while not received:
             await api.sleep(0.01)
         return {"drain": drained, "wait_closed": closed, "received": received}
+
+
+@scenario("write after close with bytes unsent")
+async def write_after_close_unsent(api: Api) -> dict[str, Any]:
+    async def sent_after_close(first: bytes) -> bool:
+        received: list[bytes] = []
+
+        async def read_all(reader: Any, writer: Any) -> None:
+            received.append(await reader.read())
+            await close(writer)
+
+        async with api.connected_to(read_all) as (_, writer):
+            writer.write(first)
+            writer.close()
+            writer.write(b"tail")
+            await writer.wait_closed()
+            while not received:
+                await api.sleep(0.01)
+        return received[0].endswith(b"tail")
+
+    return {
+        "16 MiB, then a write": await sent_after_close(b"x" * BIG),
+        "4 bytes, then a write": await sent_after_close(b"kept"),
+    }
 
 
 @scenario("abort with a buffer")

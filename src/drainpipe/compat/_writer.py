@@ -13,6 +13,7 @@ from anyio import (
     CancelScope,
     ClosedResourceError,
     Event,
+    aclose_forcefully,
 )
 from anyio.abc import SocketAttribute
 from anyio.lowlevel import checkpoint
@@ -122,6 +123,9 @@ class Shutdown:
         self.aborted = False
         #: whether :meth:`write_eof` was called
         self.eof_scheduled = False
+        #: whether writes are dropped: after an abort, or a close with nothing
+        #: left to send
+        self.drop_writes = False
         #: set when the close has ended, gracefully or not
         self.closed = Event()
         self._close_started = False
@@ -152,7 +156,11 @@ class Shutdown:
 
     def close(self) -> None:
         """Schedule flush-then-close; idempotent."""
-        self.closing = True
+        if not self.closing:
+            self.closing = True
+            # As asyncio's transport: writes after close() still go out while
+            # the close has bytes to send, and are dropped if it had none.
+            self.drop_writes = self._send_stream.buffered_bytes == 0
         self._start_close()
 
     def _connection_lost(self) -> None:
@@ -170,6 +178,7 @@ class Shutdown:
     def abort(self) -> None:
         """Close at once, dropping the buffer, also during a graceful close."""
         self.aborted = True
+        self.drop_writes = True
         self._eof_scope.cancel()
         self._close_scope.cancel()
         self.close()
@@ -177,10 +186,16 @@ class Shutdown:
     async def _close(self) -> None:
         try:
             with self._close_scope:
+                # Flushed before aclose(), which refuses writes, so that writes
+                # after close() join the buffer while it still holds bytes.
+                await self._send_stream.flush()
                 await self._send_stream.aclose()
+            if self._close_scope.cancel_called:  # aborted, maybe before aclose()
+                await aclose_forcefully(self._send_stream)
         except Exception as exc:  # noqa: BLE001 - reported by wait_closed()
             if not self._peer_hung_up_on_tls(exc):
                 self._state.lose(exc)
+            await aclose_forcefully(self._send_stream)
         finally:
             self.closed.set()
 
@@ -211,10 +226,12 @@ class StreamWriter:
     * A write after the connection was lost raises the :exc:`OSError` (asyncio
       drops it with a log message after a few).
 
-    As in asyncio, :meth:`write` after :meth:`close` is silently dropped, and
-    :meth:`drain` after :meth:`close` raises ``ConnectionResetError("Connection
-    lost")`` unless the buffer is above its high watermark (it then waits for the
-    close to send it).
+    As in asyncio, :meth:`write` after :meth:`close` is sent while the close still
+    has bytes to send, and silently dropped once it had none (asyncio's buffer
+    holds only what the socket did not take at once, so after a small write asyncio
+    drops where compat sends); and :meth:`drain` after :meth:`close` raises
+    ``ConnectionResetError("Connection lost")`` unless the buffer is above its high
+    watermark (it then waits for the close to send it).
 
     .. versionadded:: 0.1
     """
@@ -264,11 +281,12 @@ class StreamWriter:
 
     def _enqueue(self, name: str, enqueue: Callable[[Any], None], data: Any) -> None:
         """Hand ``data`` to ``enqueue`` as asyncio's writer would: refused after
-        write_eof(), dropped after close(), a lost connection as asyncio's error."""
+        write_eof(), dropped after close() once nothing is left to send, a lost
+        connection as asyncio's error."""
         if self._shutdown.eof_scheduled:
             raise RuntimeError(f"Cannot call {name}() after write_eof()")
 
-        if self._shutdown.closing:
+        if self._shutdown.drop_writes:
             return
 
         try:
@@ -276,13 +294,13 @@ class StreamWriter:
         except BrokenResourceError as exc:
             raise self._state.lose(exc) from exc
         except ClosedResourceError:
-            pass  # closed by the connection's loss (see Shutdown), not by close()
+            pass  # the close has sent everything, or the connection was lost
         else:
             return
 
         lost = self._state.error
-        assert lost is not None
-        raise lost
+        if lost is not None:
+            raise lost
 
     async def drain(self) -> None:
         """Return at once unless the buffer is above its high watermark; then wait
@@ -357,7 +375,8 @@ class StreamWriter:
         The close runs in a task of the owning block; as with asyncio's transports,
         a cancellation of the block does not stop it (an abort, or leaving the
         block by an exception, does). Reads still return what was received, then
-        ``b""``; writes are dropped.
+        ``b""``; writes are sent while the close has bytes to send, and dropped
+        after.
         """
         self._shutdown.close()
 
