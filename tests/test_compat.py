@@ -1431,6 +1431,37 @@ class FailingListener(SocketListener):
         return self.listener.extra(SocketAttribute.raw_socket)
 
 
+async def test_server_closed_as_a_connection_is_accepted_does_not_serve_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    served: list[object] = []
+    servers: list[compat.Server] = []
+    from_socket = SocketListener.from_socket
+
+    class ClosingListener(FailingListener):
+        async def accept(self) -> SocketStream:
+            stream = await super().accept()
+            servers[0].close()  # in the same iteration as the accept
+            return stream
+
+    async def closing(sock: socket.socket) -> SocketListener:
+        return ClosingListener(await from_socket(sock), [])
+
+    async def serve(reader: compat.StreamReader, writer: compat.StreamWriter) -> None:
+        served.append(writer)  # pragma: no cover - must not run
+
+    monkeypatch.setattr(SocketListener, "from_socket", closing)
+    with fail_after(5):
+        async with compat.start_server(serve, "127.0.0.1", 0) as server:
+            servers.append(server)
+            address = server.sockets[0].getsockname()
+            with socket.create_connection(address) as client:
+                client.settimeout(5)
+                with suppress(ConnectionResetError):
+                    assert await anyio.to_thread.run_sync(client.recv, 1) == b""
+    assert served == []
+
+
 async def test_server_accept_errors_are_logged_and_never_end_the_server(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

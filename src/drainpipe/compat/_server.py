@@ -167,7 +167,9 @@ class Server:
 
     def close(self) -> None:
         """Stop accepting and close the listening sockets (in a task of the
-        server's block, at once); open connections go on. Idempotent."""
+        server's block, at once; a connection accepted meanwhile is closed
+        unserved, as asyncio's close() stops accepting at once); open connections
+        go on. Idempotent."""
         if self._sockets is None:
             return
 
@@ -257,8 +259,14 @@ class Server:
         assert self._task_group is not None
         while True:
             stream = await self._accept_one(listener)
-            if stream is not None:
-                self._task_group.start_soon(self._serve_connection, stream)
+            if stream is None:
+                continue
+            if self._sockets is None:
+                # Accepted as close() was called: asyncio's close() stops
+                # accepting at once, so this connection is not served.
+                await aclose_forcefully(stream)
+                return
+            self._task_group.start_soon(self._serve_connection, stream)
 
     @staticmethod
     async def _accept_one(listener: SocketListener) -> SocketStream | None:
