@@ -126,19 +126,31 @@ class Api:
         raise NotImplementedError
 
     def resolving(self, name: str, hosts: Sequence[str]) -> ContextManager[None]:
-        """A context in which ``name`` resolves to the IPv4 ``hosts``, for the
+        """A context in which ``name`` resolves to the numeric ``hosts``, for the
         connections of this side (its event loop's resolver patched)."""
         raise NotImplementedError
 
 
-def resolved(name: str, hosts: Sequence[str], host: Any, port: Any) -> list[Any] | None:
-    """``getaddrinfo()``'s answer for ``host`` if it is ``name``, else ``None``."""
+def resolved(
+    name: str, hosts: Sequence[str], host: Any, port: Any, *, anyio_form: bool = False
+) -> list[Any] | None:
+    """``getaddrinfo()``'s answer for ``host`` if it is ``name``, else ``None``;
+    in AnyIO's form, an IPv6 address is ``(host, port)``, as
+    ``anyio.getaddrinfo()`` gives it."""
     if host != name:
         return None
-    return [
-        (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (ip, int(port)))
-        for ip in hosts
-    ]
+
+    infos = []
+    for ip in hosts:
+        family, address = (
+            (socket.AF_INET, (ip, int(port)))
+            if ":" not in ip
+            else (socket.AF_INET6, (ip, int(port)))
+            if anyio_form
+            else (socket.AF_INET6, (ip, int(port), 0, 0))
+        )
+        infos.append((family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", address))
+    return infos
 
 
 class AsyncioApi(Api):
@@ -267,7 +279,9 @@ class CompatApi(Api):
         real = anyio.getaddrinfo
 
         async def fake(host: Any, port: Any, **kwargs: Any) -> Any:
-            return resolved(name, hosts, host, port) or await real(host, port, **kwargs)
+            return resolved(name, hosts, host, port, anyio_form=True) or await real(
+                host, port, **kwargs
+            )
 
         anyio.getaddrinfo = fake
         try:

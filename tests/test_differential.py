@@ -1047,7 +1047,8 @@ async def refused_on_two(api: Api) -> tuple[Any, ...]:
         async with api.connect("two.test", free_port()):
             pass
 
-    with api.resolving("two.test", ["127.0.0.1", "127.0.0.2"]):
+    hosts = ["::1", "127.0.0.1"] if has_ipv6() else ["127.0.0.1", "127.0.0.2"]
+    with api.resolving("two.test", hosts):
         return await outcome(connect())
 
 

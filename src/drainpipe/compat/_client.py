@@ -191,7 +191,7 @@ async def _connect_resolved(
         )
         if not infos:
             raise OSError("getaddrinfo() returned empty list")
-        addresses = list(dict.fromkeys(info[4] for info in infos))
+        addresses = list(dict.fromkeys(_sockaddr(info[4]) for info in infos))
 
     attempts: list[OSError] = []
     for address in addresses:
@@ -219,10 +219,20 @@ def _numeric_address(host: str, port: int) -> list[tuple[Any, ...]] | None:
     return [(host, port, 0, 0)]
 
 
+def _sockaddr(address: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The socket address that asyncio names, for one of ``anyio.getaddrinfo()``,
+    which gives an IPv6 address as ``(host%scope_id, port)``."""
+    host, port = address[:2]
+    if ":" not in host:
+        return (host, port)
+    host, _, scope_id = host.partition("%")
+    return (host, port, 0, int(scope_id or 0))
+
+
 def _numeric_host(address: tuple[Any, ...]) -> str:
     """The host of a ``getaddrinfo()`` address, with its IPv6 scope if any."""
     host: str = address[0]
-    if len(address) == 4 and address[3] and "%" not in host:
+    if len(address) == 4 and address[3]:
         return f"{host}%{address[3]}"
     return host
 
