@@ -901,6 +901,49 @@ async def test_open_connection_binds_local_addr() -> None:
         assert writer.get_extra_info("sockname") == ("127.0.0.1", local_port)
 
 
+@contextmanager
+def unanswered_and_served(port: int) -> Iterator[socket.socket]:
+    """127.0.0.1:``port`` with a full backlog, where a connect waits unanswered,
+    and a listener on 127.0.0.2:``port``, which is yielded."""
+    with socket.socket() as full, socket.socket() as served:
+        full.bind(("127.0.0.1", port))
+        full.listen(0)
+        queued = []
+        try:
+            for _ in range(2):  # fills the backlog of 0 (Linux takes one more)
+                client = socket.socket()
+                queued.append(client)
+                client.setblocking(False)
+                client.connect_ex(full.getsockname())
+            served.bind(("127.0.0.2", port))
+            served.listen()
+            yield served
+        finally:
+            for client in queued:
+                client.close()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="127.0.0.2 and full backlogs")
+async def test_open_connection_tries_the_next_address_after_happy_eyeballs_delay(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    port = free_port()
+
+    async def two_addresses(host: str, port: int, **kwargs: Any) -> Any:
+        return [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port))
+            for ip in ("127.0.0.1", "127.0.0.2")
+        ]
+
+    monkeypatch.setattr(anyio, "getaddrinfo", two_addresses)
+    with unanswered_and_served(port) as served, fail_after(5):
+        async with compat.open_connection(
+            "race.test", port, happy_eyeballs_delay=0.1
+        ) as (_, writer):
+            assert writer.get_extra_info("peername") == ("127.0.0.2", port)
+            served.accept()[0].close()
+
+
 async def test_open_connection_over_a_connected_socket() -> None:
     async with serving(echo_until_eof) as port:
         sock = socket.create_connection(("127.0.0.1", port))

@@ -1074,6 +1074,9 @@ async def connection_errors(api: Api) -> dict[str, Any]:
                 ),
                 "refused on both addresses of a host": await refused_on_two(api),
                 "unresolvable host": await outcome(connect("drainpipe.invalid", 80)),
+                "unresolvable local_addr": await outcome(
+                    connect("127.0.0.1", 1, local_addr=("127.0.0.1", "no such port"))
+                ),
                 "no host, port or sock": await outcome(connect()),
                 "host and sock": await outcome(connect("127.0.0.1", 1, sock=sock)),
                 "server_hostname without ssl": await outcome(

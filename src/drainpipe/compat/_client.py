@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio import (
     BrokenResourceError,
+    Event,
     aclose_forcefully,
     create_task_group,
     fail_after,
+    move_on_after,
 )
 from anyio.abc import SocketStream, UNIXSocketStream
 from anyio.streams.tls import TLSStream
@@ -150,20 +152,13 @@ async def _start_tls(
 
 
 async def _connect_tcp(
-    host: str,
-    port: int,
-    local_addr: tuple[str, int] | None,
-    happy_eyeballs_delay: float,
+    host: str, port: int, local_addr: tuple[str, int] | None
 ) -> SocketStream:
-    """AnyIO's ``connect_tcp()`` with asyncio's errors."""
+    """AnyIO's ``connect_tcp()`` to one numeric ``host``, with asyncio's error."""
     local_host, local_port = local_addr or (None, None)
     try:
         return await anyio.connect_tcp(
-            host,
-            port,
-            local_host=local_host,
-            local_port=local_port,
-            happy_eyeballs_delay=happy_eyeballs_delay,
+            host, port, local_host=local_host, local_port=local_port
         )
     except OSError as exc:
         error = connect_error(exc)
@@ -179,11 +174,13 @@ async def _connect_resolved(
     proto: int,
     flags: int,
     local_addr: tuple[str, int] | None,
+    happy_eyeballs_delay: float,
 ) -> SocketStream:
     """Connect to the addresses that ``getaddrinfo()`` gives (for ``family``,
-    ``proto`` and ``flags``, which AnyIO's ``connect_tcp()`` does not take), one
-    after the other, as asyncio does by default; a failure names the address in
-    asyncio's words."""
+    ``proto`` and ``flags``, which AnyIO's ``connect_tcp()`` does not take) as
+    asyncio does: each attempt starts when the one before has failed, or after
+    ``happy_eyeballs_delay``; the first connected wins. A failure names the
+    address in asyncio's words."""
     addresses = _numeric_address(host, port) if not family | proto | flags else None
     if addresses is None:
         infos = await anyio.getaddrinfo(
@@ -193,16 +190,45 @@ async def _connect_resolved(
             raise OSError("getaddrinfo() returned empty list")
         addresses = list(dict.fromkeys(_sockaddr(info[4]) for info in infos))
 
-    attempts: list[OSError] = []
-    for address in addresses:
-        try:
-            return await _connect_tcp(
-                _numeric_host(address), port, local_addr, math.inf
-            )
-        except OSError as exc:  # noqa: PERF203 - one attempt per address
-            attempts.append(_connect_call_failed(exc, address))
+    attempts: dict[int, OSError] = {}
+    connected: list[SocketStream] = []
+    # Raised as it is (not in an exception group), as from one attempt.
+    unexpected: list[Exception] = []
 
-    raise summed_error(attempts) from attempts[-1].__cause__
+    async def attempt(index: int, address: tuple[Any, ...], failed: Event) -> None:
+        try:
+            stream = await _connect_tcp(_numeric_host(address), port, local_addr)
+        except OSError as exc:
+            attempts[index] = _connect_call_failed(exc, address)
+            failed.set()
+            return
+        except Exception as exc:  # noqa: BLE001 - raised below
+            unexpected.append(exc)
+            racing.cancel_scope.cancel()
+            return
+
+        if connected:  # another attempt won in the same iteration
+            await aclose_forcefully(stream)
+            return
+        connected.append(stream)
+        racing.cancel_scope.cancel()
+
+    async with create_task_group() as racing:
+        for index, address in enumerate(addresses):
+            failed = Event()
+            racing.start_soon(attempt, index, address, failed)
+            with move_on_after(happy_eyeballs_delay):
+                await wait(failed)
+
+    if unexpected:
+        for stream in connected:
+            await aclose_forcefully(stream)
+        raise unexpected[0]
+    if connected:
+        return connected[0]
+
+    errors = [attempts[index] for index in sorted(attempts)]
+    raise summed_error(errors) from errors[-1].__cause__
 
 
 def _numeric_address(host: str, port: int) -> list[tuple[Any, ...]] | None:
@@ -238,8 +264,9 @@ def _numeric_host(address: tuple[Any, ...]) -> str:
 
 
 def _connect_call_failed(error: OSError, address: tuple[Any, ...]) -> OSError:
-    """``error`` worded as asyncio words a failed connect to ``address``."""
-    if error.errno is None:
+    """``error`` worded as asyncio words a failed connect to ``address`` (not a
+    failure to resolve ``local_addr``, which asyncio raises as it is)."""
+    if error.errno is None or isinstance(error, socket.gaierror):
         return error
 
     worded = type(error)(error.errno, f"Connect call failed {address}")
@@ -286,9 +313,8 @@ async def open_connection(
         60)
     :param local_addr: ``(host, port)`` to bind the socket to
     :param happy_eyeballs_delay: seconds before trying the next address of a
-        host name (default: try one at a time, as asyncio does); not taken with
-        ``family``, ``proto`` or ``flags``, whose addresses are always tried one
-        at a time
+        host name while the attempts before go on (default: try one at a time,
+        as asyncio does)
     :param send_timeout: a drainpipe extension, not in asyncio: seconds the
         connection may take to accept a queued piece before it is broken, for a
         peer that stops reading (see
@@ -314,16 +340,10 @@ async def open_connection(
     else:
         assert host is not None
         assert port is not None
-        if (
-            happy_eyeballs_delay is None
-            or family | proto | flags
-            or _numeric_address(host, port) is not None
-        ):
-            stream = await _connect_resolved(
-                host, port, family, proto, flags, local_addr
-            )
-        else:  # AnyIO races the addresses of a name
-            stream = await _connect_tcp(host, port, local_addr, happy_eyeballs_delay)
+        delay = math.inf if happy_eyeballs_delay is None else happy_eyeballs_delay
+        stream = await _connect_resolved(
+            host, port, family, proto, flags, local_addr, delay
+        )
 
     connection: ByteStream = stream
     if context is not None:
