@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import socket
 from ssl import SSLEOFError
 from typing import TYPE_CHECKING
@@ -104,27 +103,13 @@ def connect_error(error: OSError) -> OSError | None:
     return summed_error(attempts)
 
 
-#: trio's words for a failed connect(), where asyncio says "Connect call failed".
-_TRIO_CONNECT_ERROR = re.compile(r"Error connecting to (.*): [^:]*")
-
-
-def _asyncio_words(attempt: OSError) -> OSError:
-    """``attempt`` as asyncio words a failed ``connect()`` (a fresh copy)."""
-    match = _TRIO_CONNECT_ERROR.fullmatch(str(attempt.strerror))
-    if match is None:
-        return type(attempt)(*attempt.args)
-
-    return type(attempt)(attempt.errno, f"Connect call failed {match[1]}")
-
-
 def summed_error(attempts: Sequence[OSError]) -> OSError:
     """asyncio's ``create_connection()`` error for failed ``attempts``: one error,
-    or several with the same message, is raised as it is (a fresh copy, in
-    asyncio's words); different ones are summed up in one :exc:`OSError`."""
-    attempts = [_asyncio_words(attempt) for attempt in attempts]
+    or several with the same message, is raised as it is (a fresh copy);
+    different ones are summed up in one :exc:`OSError`."""
     first = attempts[0]
     if all(str(attempt) == str(first) for attempt in attempts):
-        return first
+        return type(first)(*first.args)
 
     return OSError(
         "Multiple exceptions: " + ", ".join(str(attempt) for attempt in attempts)
