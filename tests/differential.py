@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import errno as errno_names
 import re
-from contextlib import asynccontextmanager, suppress
+import socket
+import tempfile
+from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -28,8 +30,10 @@ if TYPE_CHECKING:
         Awaitable,
         Callable,
         Coroutine,
+        Iterator,
         Sequence,
     )
+    from contextlib import AbstractContextManager as ContextManager
 
     from anyio.streams.memory import MemoryObjectReceiveStream
 
@@ -44,15 +48,20 @@ def describe(exc: BaseException) -> tuple[Any, ...]:
     if isinstance(exc, asyncio.LimitOverrunError):
         return ("LimitOverrunError", exc.consumed, str(exc))
     if isinstance(exc, OSError) and exc.errno is not None:
-        # The message names the address in asyncio's words or AnyIO's; the errno
-        # is what code tests.
-        return (type(exc).__name__, errno_names.errorcode.get(exc.errno, exc.errno))
-    if isinstance(exc, TypeError):
-        # A bytes-like check worded by whichever layer makes it: asyncio's
-        # transport or b"".join(), drainpipe's buffer.
-        return ("TypeError",)
-    # A socket's repr names its file descriptor and port, which differ by run.
-    return (type(exc).__name__, re.sub(r"<socket\.socket [^>]*>", "<socket>", str(exc)))
+        return (
+            type(exc).__name__,
+            errno_names.errorcode.get(exc.errno, exc.errno),
+            message(exc),
+        )
+    return (type(exc).__name__, message(exc))
+
+
+def message(exc: BaseException) -> str:
+    """``str(exc)`` without what differs by run: a socket's repr (its file
+    descriptor and port) and port numbers in addresses."""
+    text = re.sub(r"<socket\.socket [^>]*>", "<socket>", str(exc))
+    text = re.sub(re.escape(tempfile.gettempdir()) + r"/[^/'\"]+", "<tmp>", text)
+    return re.sub(r"(\(['\"][^'\"]*['\"], )\d+", r"\1PORT", text)
 
 
 async def outcome(awaitable: Awaitable[Any]) -> tuple[Any, ...]:
@@ -116,6 +125,33 @@ class Api:
     async def sleep(self, seconds: float) -> None:
         raise NotImplementedError
 
+    def resolving(self, name: str, hosts: Sequence[str]) -> ContextManager[None]:
+        """A context in which ``name`` resolves to the numeric ``hosts``, for the
+        connections of this side (its event loop's resolver patched)."""
+        raise NotImplementedError
+
+
+def resolved(
+    name: str, hosts: Sequence[str], host: Any, port: Any, *, anyio_form: bool = False
+) -> list[Any] | None:
+    """``getaddrinfo()``'s answer for ``host`` if it is ``name``, else ``None``;
+    in AnyIO's form, an IPv6 address is ``(host, port)``, as
+    ``anyio.getaddrinfo()`` gives it."""
+    if host != name:
+        return None
+
+    infos = []
+    for ip in hosts:
+        family, address = (
+            (socket.AF_INET, (ip, int(port)))
+            if ":" not in ip
+            else (socket.AF_INET6, (ip, int(port)))
+            if anyio_form
+            else (socket.AF_INET6, (ip, int(port), 0, 0))
+        )
+        infos.append((family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", address))
+    return infos
+
 
 class AsyncioApi(Api):
     name = "asyncio"
@@ -151,6 +187,21 @@ class AsyncioApi(Api):
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+    @contextmanager
+    def resolving(self, name: str, hosts: Sequence[str]) -> Iterator[None]:
+        real = socket.getaddrinfo
+
+        def fake(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+            return resolved(name, hosts, host, port) or real(
+                host, port, *args, **kwargs
+            )
+
+        socket.getaddrinfo = fake  # asyncio's resolver looks it up at each call
+        try:
+            yield
+        finally:
+            socket.getaddrinfo = real
 
 
 @asynccontextmanager
@@ -220,6 +271,23 @@ class CompatApi(Api):
 
     async def sleep(self, seconds: float) -> None:
         await anyio.sleep(seconds)
+
+    @contextmanager
+    def resolving(self, name: str, hosts: Sequence[str]) -> Iterator[None]:
+        # compat resolves through anyio.getaddrinfo() on every backend (uvloop's
+        # resolver does not call socket.getaddrinfo()).
+        real = anyio.getaddrinfo
+
+        async def fake(host: Any, port: Any, **kwargs: Any) -> Any:
+            return resolved(name, hosts, host, port, anyio_form=True) or await real(
+                host, port, **kwargs
+            )
+
+        anyio.getaddrinfo = fake
+        try:
+            yield
+        finally:
+            anyio.getaddrinfo = real
 
 
 def run_on_asyncio(scenario: Callable[[Api], Coroutine[Any, Any, Any]]) -> Any:

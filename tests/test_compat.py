@@ -4,6 +4,8 @@ exceptions."""
 from __future__ import annotations
 
 import asyncio
+import errno
+import gc
 import importlib.util
 import logging
 import os
@@ -27,7 +29,7 @@ from anyio import (
     move_on_after,
     wait_all_tasks_blocked,
 )
-from anyio.abc import SocketAttribute, SocketStream
+from anyio.abc import SocketAttribute, SocketListener, SocketStream
 from anyio.streams.tls import TLSStream
 
 from drainpipe import compat
@@ -508,14 +510,35 @@ async def test_drain_returns_when_the_writer_is_aborted_while_it_waits() -> None
                 await writer.wait_closed()
 
 
-async def test_write_after_close_is_dropped() -> None:
+async def test_write_after_close_with_nothing_buffered_is_dropped() -> None:
     async with raw_peer() as (_reader, writer, peer):
-        writer.write(b"kept")
+        writer.write(b"sent")
+        await writer.send_stream.flush()
         writer.close()
         writer.write(b"dropped")
         writer.writelines([b"dropped too"])
         await writer.wait_closed()
-        assert receive_until_eof(peer) == b"kept"
+        assert receive_until_eof(peer) == b"sent"
+
+
+async def test_write_after_close_is_sent_while_bytes_are_buffered() -> None:
+    # As asyncio's transport, which appends to a non-empty buffer after close().
+    async with raw_peer() as (_reader, writer, peer):
+        writer.write(b"queued")
+        writer.close()
+        writer.write(b" and")
+        writer.writelines([b" more"])
+        await writer.wait_closed()
+        assert receive_until_eof(peer) == b"queued and more"
+
+
+async def test_write_after_close_once_everything_was_sent_is_dropped() -> None:
+    async with raw_peer() as (_reader, writer, peer):
+        writer.write(b"queued")
+        writer.close()
+        await writer.wait_closed()
+        writer.write(b"dropped")
+        assert receive_until_eof(peer) == b"queued"
 
 
 async def test_lost_connection_raises_from_drain() -> None:
@@ -878,6 +901,49 @@ async def test_open_connection_binds_local_addr() -> None:
         assert writer.get_extra_info("sockname") == ("127.0.0.1", local_port)
 
 
+@contextmanager
+def unanswered_and_served(port: int) -> Iterator[socket.socket]:
+    """127.0.0.1:``port`` with a full backlog, where a connect waits unanswered,
+    and a listener on 127.0.0.2:``port``, which is yielded."""
+    with socket.socket() as full, socket.socket() as served:
+        full.bind(("127.0.0.1", port))
+        full.listen(0)
+        queued = []
+        try:
+            for _ in range(2):  # fills the backlog of 0 (Linux takes one more)
+                client = socket.socket()
+                queued.append(client)
+                client.setblocking(False)
+                client.connect_ex(full.getsockname())
+            served.bind(("127.0.0.2", port))
+            served.listen()
+            yield served
+        finally:
+            for client in queued:
+                client.close()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="127.0.0.2 and full backlogs")
+async def test_open_connection_tries_the_next_address_after_happy_eyeballs_delay(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    port = free_port()
+
+    async def two_addresses(host: str, port: int, **kwargs: Any) -> Any:
+        return [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port))
+            for ip in ("127.0.0.1", "127.0.0.2")
+        ]
+
+    monkeypatch.setattr(anyio, "getaddrinfo", two_addresses)
+    with unanswered_and_served(port) as served, fail_after(5):
+        async with compat.open_connection(
+            "race.test", port, happy_eyeballs_delay=0.1
+        ) as (_, writer):
+            assert writer.get_extra_info("peername") == ("127.0.0.2", port)
+            served.accept()[0].close()
+
+
 async def test_open_connection_over_a_connected_socket() -> None:
     async with serving(echo_until_eof) as port:
         sock = socket.create_connection(("127.0.0.1", port))
@@ -1066,6 +1132,35 @@ async def test_tls_failed_handshake_closes_only_that_connection(
     assert any(r.message == "SSL handshake failed" for r in caplog.records)
 
 
+def closed_by_peer(sock: socket.socket) -> bool:
+    """Whether the peer of non-blocking ``sock`` has closed the connection."""
+    try:
+        return sock.recv(1) == b""
+    except BlockingIOError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+@pytest.mark.parametrize("end", ["close_clients", "abort_clients"])
+async def test_server_ends_connections_still_in_their_tls_handshake(
+    server_context: ssl.SSLContext, end: str
+) -> None:
+    # The client never starts its handshake: without close_clients() or
+    # abort_clients() the server would wait for it for ssl_handshake_timeout.
+    with fail_after(5):
+        async with compat.start_server(
+            handle_echo, "127.0.0.1", 0, ssl=server_context, ssl_handshake_timeout=60
+        ) as server:
+            address = server.sockets[0].getsockname()
+            with socket.create_connection(address) as silent:
+                silent.setblocking(False)
+                # Again until the server has accepted the connection.
+                while not closed_by_peer(silent):
+                    getattr(server, end)()
+                    await anyio.sleep(0.05)
+
+
 async def test_tls_extra_info(
     server_context: ssl.SSLContext, client_context: ssl.SSLContext
 ) -> None:
@@ -1243,6 +1338,17 @@ async def test_start_server_closes_its_listeners_if_a_later_host_fails() -> None
                 pass  # pragma: no cover
 
 
+async def test_start_server_closes_its_sockets_if_listen_fails() -> None:
+    # Both bind (SO_REUSEADDR, nothing listens yet); the second listen() fails.
+    port = free_port()
+    with pytest.raises(OSError, match="in use"):
+        async with compat.start_server(handle_echo, ["0.0.0.0", "127.0.0.1"], port):
+            pass  # pragma: no cover
+    gc.collect()  # an unclosed socket fails the test with a ResourceWarning
+    with socket.create_server(("0.0.0.0", port)):
+        pass  # the port is free again
+
+
 async def test_start_server_on_a_bound_socket() -> None:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -1301,6 +1407,130 @@ async def test_callback_exception_is_logged_and_the_server_keeps_serving(
     assert record.getMessage().startswith("Unhandled exception in client_connected_cb")
     assert record.exc_info is not None
     assert record.exc_info[1] is error
+
+
+async def echo_a_byte(reader: compat.StreamReader, writer: compat.StreamWriter) -> None:
+    writer.write(await reader.read(1))
+
+
+def lowest_free_fd() -> int:
+    fd = os.dup(0)
+    os.close(fd)
+    return fd
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no RLIMIT_NOFILE")
+async def test_server_out_of_file_descriptors_logs_and_accepts_again_a_second_later(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    logged = anyio.Event()
+    notify = logging.Handler()
+    notify.emit = lambda record: logged.set()  # type: ignore[method-assign]
+    logger = logging.getLogger("drainpipe.compat")
+    async with serving(echo_a_byte) as port:
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            client.sendall(b"x")
+            # No file descriptor left for accept(): it fails with EMFILE.
+            logger.addHandler(notify)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free_fd(), hard))
+            try:
+                with fail_after(5):
+                    await logged.wait()
+            finally:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+                logger.removeHandler(notify)
+            failed = time.monotonic()
+            client.settimeout(5)
+            assert await anyio.to_thread.run_sync(client.recv, 1) == b"x"
+            assert time.monotonic() - failed >= 0.9  # asyncio's retry delay: 1 s
+
+    (record,) = caplog.records
+    assert record.name == "drainpipe.compat"
+    assert record.levelno == logging.ERROR
+    assert record.getMessage().startswith("socket.accept() out of system resource")
+
+
+class FailingListener(SocketListener):
+    """``listener``, whose first accepts raise ``errors`` in turn."""
+
+    def __init__(self, listener: SocketListener, errors: list[Exception]) -> None:
+        self.listener = listener
+        self.errors = errors
+
+    async def accept(self) -> SocketStream:
+        await anyio.lowlevel.checkpoint()
+        if self.errors:
+            raise self.errors.pop(0)
+        return await self.listener.accept()
+
+    async def aclose(self) -> None:
+        await self.listener.aclose()
+
+    @property
+    def _raw_socket(self) -> socket.socket:
+        return self.listener.extra(SocketAttribute.raw_socket)
+
+
+async def test_server_closed_as_a_connection_is_accepted_does_not_serve_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    served: list[object] = []
+    servers: list[compat.Server] = []
+    from_socket = SocketListener.from_socket
+
+    class ClosingListener(FailingListener):
+        async def accept(self) -> SocketStream:
+            stream = await super().accept()
+            servers[0].close()  # in the same iteration as the accept
+            return stream
+
+    async def closing(sock: socket.socket) -> SocketListener:
+        return ClosingListener(await from_socket(sock), [])
+
+    async def serve(reader: compat.StreamReader, writer: compat.StreamWriter) -> None:
+        served.append(writer)  # pragma: no cover - must not run
+
+    monkeypatch.setattr(SocketListener, "from_socket", closing)
+    with fail_after(5):
+        async with compat.start_server(serve, "127.0.0.1", 0) as server:
+            servers.append(server)
+            address = server.sockets[0].getsockname()
+            with socket.create_connection(address) as client:
+                client.settimeout(5)
+                with suppress(ConnectionResetError):
+                    assert await anyio.to_thread.run_sync(client.recv, 1) == b""
+    assert served == []
+
+
+async def test_server_accept_errors_are_logged_and_never_end_the_server(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    aborted = BrokenResourceError()
+    aborted.__cause__ = ConnectionAbortedError(errno.ECONNABORTED, "aborted")
+    other = OSError(errno.EPERM, "not permitted")
+    from_socket = SocketListener.from_socket
+
+    async def failing(sock: socket.socket) -> SocketListener:
+        return FailingListener(await from_socket(sock), [aborted, other])
+
+    monkeypatch.setattr(SocketListener, "from_socket", failing)
+    async with serving(echo_a_byte) as port:
+        started = time.monotonic()
+        async with compat.open_connection("127.0.0.1", port) as (reader, writer):
+            writer.write(b"y")
+            assert await reader.read() == b"y"
+        # A client gone while queued is skipped at once, as asyncio skips it;
+        # another error is retried after asyncio's delay.
+        assert 0.9 <= time.monotonic() - started < 1.9
+
+    (record,) = caplog.records
+    assert record.levelno == logging.ERROR
+    assert record.getMessage() == "Error accepting a connection"
+    assert record.exc_info is not None
+    assert record.exc_info[1] is other
 
 
 async def test_connection_is_flushed_and_closed_when_the_callback_returns() -> None:
@@ -1582,6 +1812,51 @@ async def test_start_unix_server_leaves_a_replaced_socket_file_alone(
         path.unlink()
         path.write_text("someone else's")
     assert path.read_text() == "someone else's"
+
+
+@needs_unix
+@pytest.mark.parametrize("cleanup_socket", [True, False])
+async def test_start_unix_server_on_a_bound_socket_removes_its_file_on_close(
+    tmp_path: Path, cleanup_socket: bool
+) -> None:
+    path = tmp_path / "sock"
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(os.fspath(path))
+    async with compat.start_unix_server(
+        handle_echo, sock=sock, cleanup_socket=cleanup_socket
+    ):
+        assert path.exists()
+    assert path.exists() is not cleanup_socket
+
+
+@needs_unix
+async def test_start_unix_server_takes_a_bytes_path(tmp_path: Path) -> None:
+    path = tmp_path / "sock"
+    async with (
+        compat.start_unix_server(echo_until_eof, os.fsencode(path)),
+        compat.open_unix_connection(path) as (reader, writer),
+    ):
+        writer.write(b"bytes")
+        writer.write_eof()
+        assert await reader.read() == b"bytes"
+    assert not path.exists()
+
+
+@needs_unix
+async def test_start_unix_server_logs_an_uncheckable_path_and_closes_its_socket(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As asyncio: the stale-file check's error is logged, then bind() fails.
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("")
+    with pytest.raises(NotADirectoryError):
+        async with compat.start_unix_server(handle_echo, not_a_directory / "sock"):
+            pass  # pragma: no cover
+    gc.collect()  # an unclosed socket fails the test with a ResourceWarning
+
+    (record,) = caplog.records
+    assert record.levelno == logging.ERROR
+    assert record.getMessage().startswith("Unable to check or remove stale UNIX")
 
 
 @needs_unix

@@ -85,6 +85,14 @@ DOCUMENTED: dict[str, Difference] = {
         "write() raises the connection error once the connection is lost; asyncio "
         "drops the data (and logs a warning after five such writes)",
     ),
+    "write after close with bytes unsent": Difference(
+        ("4 bytes, then a write",),
+        "write() after close() is sent while the close still has bytes to send, "
+        "and dropped once it had none; asyncio's write() sends what the socket "
+        "takes at once, so after a small write its close() has nothing left and "
+        "drops later writes, where compat's flush task still holds the bytes and "
+        "sends them",
+    ),
     "public names of the reader and writer": Difference(
         (
             "StreamReader.feed_data",
@@ -140,10 +148,18 @@ DOCUMENTED: dict[str, Difference] = {
         "and fails every connection, since it makes each reader only then",
     ),
     "write after write_eof": Difference(
-        ("writelines",),
-        "writelines() after write_eof() raises RuntimeError naming writelines(), as "
-        "asyncio does from Python 3.12 on (before, it names write())",
+        ("writelines", "writelines str"),
+        "writelines() after write_eof() raises RuntimeError naming writelines() "
+        "before it looks at the items, as asyncio does from Python 3.12 on (before, "
+        "it joins the items first, so a str item raises TypeError, and names "
+        "write())",
         until=(3, 12),
+    ),
+    "UNIX server on a socket": Difference(
+        ("file after close",),
+        "the file of the socket given as sock is removed when the server closes, as "
+        "asyncio does from Python 3.13 on (cleanup_socket=True)",
+        until=(3, 13),
     ),
     "UNIX server removes its socket file": Difference(
         ("file after close",),
@@ -414,6 +430,8 @@ async def write_after_write_eof(api: Api) -> dict[str, Any]:
             "again": call(writer.write_eof),
             "write": call(writer.write, b"x"),
             "writelines": call(writer.writelines, [b"x"]),
+            "write str": call(writer.write, "x"),
+            "writelines str": call(writer.writelines, ["x"]),
             "is_closing": writer.is_closing(),
             "peer closes": await outcome(reader.read()),
             "drain": await outcome(writer.drain()),
@@ -426,6 +444,8 @@ async def write_after_close(api: Api) -> dict[str, Any]:
         writer.close()
         return {
             "write": call(writer.write, b"x"),
+            "write str": call(writer.write, "x"),
+            "writelines str": call(writer.writelines, ["x"]),
             "write_eof": call(writer.write_eof),
             "is_closing": writer.is_closing(),
             "drain": await outcome(writer.drain()),
@@ -454,6 +474,30 @@ async def drain_after_close_buffered(api: Api) -> dict[str, Any]:
         while not received:
             await api.sleep(0.01)
         return {"drain": drained, "wait_closed": closed, "received": received}
+
+
+@scenario("write after close with bytes unsent")
+async def write_after_close_unsent(api: Api) -> dict[str, Any]:
+    async def sent_after_close(first: bytes) -> bool:
+        received: list[bytes] = []
+
+        async def read_all(reader: Any, writer: Any) -> None:
+            received.append(await reader.read())
+            await close(writer)
+
+        async with api.connected_to(read_all) as (_, writer):
+            writer.write(first)
+            writer.close()
+            writer.write(b"tail")
+            await writer.wait_closed()
+            while not received:
+                await api.sleep(0.01)
+        return received[0].endswith(b"tail")
+
+    return {
+        "16 MiB, then a write": await sent_after_close(b"x" * BIG),
+        "4 bytes, then a write": await sent_after_close(b"kept"),
+    }
 
 
 @scenario("abort with a buffer")
@@ -496,6 +540,17 @@ async def peer_resets(api: Api) -> dict[str, Any]:
             "at_eof": reader.at_eof(),
             "is_closing": writer.is_closing(),
             "drain": await outcome(writer.drain()),
+        }
+
+
+@scenario("peer resets, then wait_closed() without close()")
+async def wait_closed_after_reset(api: Api) -> dict[str, Any]:
+    async with api.connected_to(reset_at_once) as (reader, writer):
+        read = await outcome(reader.read())
+        return {
+            "read": read,
+            "wait_closed": await outcome(writer.wait_closed()),
+            "is_closing": writer.is_closing(),
         }
 
 
@@ -610,6 +665,37 @@ async def tls(api: Api) -> dict[str, Any]:
             "answer": await outcome(reader.read()),
             "at_eof": reader.at_eof(),
         }
+
+
+@scenario("TLS peer closes, then wait_closed() without close()")
+async def tls_peer_closes(api: Api) -> dict[str, Any]:
+    server_context, client_context = tls_contexts()
+    handled: list[dict[str, Any]] = []
+
+    async def read_then_wait_closed(reader: Any, writer: Any) -> None:
+        read = await outcome(reader.read())
+        handled.append(
+            {
+                "read": read,
+                "wait_closed": await outcome(writer.wait_closed()),
+                "is_closing": writer.is_closing(),
+                "write": call(writer.write, b"late"),
+            }
+        )
+
+    async with api.serve(
+        read_then_wait_closed, "127.0.0.1", 0, ssl=server_context
+    ) as server:
+        async with api.connect(
+            "127.0.0.1",
+            port_of(server),
+            ssl=client_context,
+            server_hostname="localhost",
+        ) as (_, writer):
+            writer.write(b"hello")
+        while not handled:
+            await api.sleep(0.01)
+    return handled[0]
 
 
 @scenario("TLS handshake failures")
@@ -934,7 +1020,8 @@ async def unix_server_abstract(api: Api) -> dict[str, Any]:
 @scenario("UNIX server on a socket")
 async def unix_server_on_sock(api: Api) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as directory:
-        path = str(Path(directory) / "bound.sock")
+        bound = Path(directory) / "bound.sock"
+        path = str(bound)
         sock = socket.socket(socket.AF_UNIX)
         sock.bind(path)
         async with api.serve_unix(read_all_then_close, sock=sock) as server:
@@ -942,10 +1029,27 @@ async def unix_server_on_sock(api: Api) -> dict[str, Any]:
                 writer.write(b"x")
                 writer.write_eof()
                 read = await outcome(reader.read())
-            return {"sockname": server.sockets[0].getsockname() == path, "read": read}
+            sockname = server.sockets[0].getsockname() == path
+        return {
+            "sockname": sockname,
+            "read": read,
+            "file after close": bound.exists(),
+        }
 
 
 # -- connection errors ---------------------------------------------------------------
+
+
+async def refused_on_two(api: Api) -> tuple[Any, ...]:
+    """Connecting to a name with two addresses, both refusing."""
+
+    async def connect() -> None:
+        async with api.connect("two.test", free_port()):
+            pass
+
+    hosts = ["::1", "127.0.0.1"] if has_ipv6() else ["127.0.0.1", "127.0.0.2"]
+    with api.resolving("two.test", hosts):
+        return await outcome(connect())
 
 
 @scenario("connection errors")
@@ -965,10 +1069,14 @@ async def connection_errors(api: Api) -> dict[str, Any]:
         try:
             return {
                 "refused": await outcome(connect("127.0.0.1", free_port())),
-                "refused on every address of localhost": await outcome(
+                "refused on localhost": await outcome(
                     connect("localhost", free_port())
                 ),
+                "refused on both addresses of a host": await refused_on_two(api),
                 "unresolvable host": await outcome(connect("drainpipe.invalid", 80)),
+                "unresolvable local_addr": await outcome(
+                    connect("127.0.0.1", 1, local_addr=("127.0.0.1", "no such port"))
+                ),
                 "no host, port or sock": await outcome(connect()),
                 "host and sock": await outcome(connect("127.0.0.1", 1, sock=sock)),
                 "server_hostname without ssl": await outcome(

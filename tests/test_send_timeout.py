@@ -7,6 +7,7 @@ import hashlib
 import math
 import socket
 import time
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -25,6 +26,8 @@ from tests.test_transports import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     import trustme
 
 pytestmark = pytest.mark.anyio
@@ -270,7 +273,10 @@ async def test_compat_refuses_a_bad_send_timeout_before_connecting(bad: Any) -> 
             pass  # pragma: no cover - refused before listening
 
 
-async def test_compat_client_to_a_silent_server_breaks_after_send_timeout() -> None:
+@asynccontextmanager
+async def writer_to_a_silent_server() -> AsyncIterator[compat.StreamWriter]:
+    """A writer with ``send_timeout`` to a server that never reads, given 8 MB
+    to send; bounded by ``send_timeout``."""
     with socket.create_server(("127.0.0.1", 0)) as listener:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
         port = listener.getsockname()[1]
@@ -281,10 +287,25 @@ async def test_compat_client_to_a_silent_server_breaks_after_send_timeout() -> N
             peer, _ = listener.accept()
             with peer, fail_after(TIMEOUT + SLACK):
                 writer.write(b"c" * 8_000_000)
-                with pytest.raises(ConnectionResetError) as caught:
-                    await writer.drain()
-                assert isinstance(caught.value.__cause__, BrokenResourceError)
-                assert isinstance(caught.value.__cause__.__cause__, TimeoutError)
+                yield writer
+
+
+async def test_compat_client_to_a_silent_server_breaks_after_send_timeout() -> None:
+    async with writer_to_a_silent_server() as writer:
+        with pytest.raises(ConnectionResetError) as caught:
+            await writer.drain()
+        assert isinstance(caught.value.__cause__, BrokenResourceError)
+        assert isinstance(caught.value.__cause__.__cause__, TimeoutError)
+
+
+async def test_compat_wait_closed_after_a_send_timeout_raises_without_close() -> None:
+    # As asyncio's transport, force-closed by the error: nobody calls close().
+    async with writer_to_a_silent_server() as writer:
+        with pytest.raises(ConnectionResetError) as drained:
+            await writer.drain()
+        with pytest.raises(ConnectionResetError) as closed:
+            await writer.wait_closed()
+        assert closed.value is drained.value
 
 
 async def test_compat_server_breaks_a_client_that_stops_reading() -> None:

@@ -3,18 +3,21 @@ server accepts), and :func:`open_connection` and :func:`open_unix_connection`.""
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import socket
 from contextlib import asynccontextmanager
 from ssl import SSLContext, create_default_context
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio import (
     BrokenResourceError,
+    Event,
     aclose_forcefully,
     create_task_group,
     fail_after,
+    move_on_after,
 )
 from anyio.abc import SocketStream, UNIXSocketStream
 from anyio.streams.tls import TLSStream
@@ -149,20 +152,13 @@ async def _start_tls(
 
 
 async def _connect_tcp(
-    host: str,
-    port: int,
-    local_addr: tuple[str, int] | None,
-    happy_eyeballs_delay: float,
+    host: str, port: int, local_addr: tuple[str, int] | None
 ) -> SocketStream:
-    """AnyIO's ``connect_tcp()`` with asyncio's errors."""
+    """AnyIO's ``connect_tcp()`` to one numeric ``host``, with asyncio's error."""
     local_host, local_port = local_addr or (None, None)
     try:
         return await anyio.connect_tcp(
-            host,
-            port,
-            local_host=local_host,
-            local_port=local_port,
-            happy_eyeballs_delay=happy_eyeballs_delay,
+            host, port, local_host=local_host, local_port=local_port
         )
     except OSError as exc:
         error = connect_error(exc)
@@ -180,23 +176,102 @@ async def _connect_resolved(
     local_addr: tuple[str, int] | None,
     happy_eyeballs_delay: float,
 ) -> SocketStream:
-    """Connect to the addresses that ``getaddrinfo()`` gives for ``family``,
-    ``proto`` and ``flags`` (which AnyIO's ``connect_tcp()`` does not take), one
-    after the other, as asyncio does."""
-    infos = await anyio.getaddrinfo(
-        host, port, family=family, type=socket.SOCK_STREAM, proto=proto, flags=flags
-    )
-    if not infos:
-        raise OSError("getaddrinfo() returned empty list")
+    """Connect to the addresses that ``getaddrinfo()`` gives (for ``family``,
+    ``proto`` and ``flags``, which AnyIO's ``connect_tcp()`` does not take) as
+    asyncio does: each attempt starts when the one before has failed, or after
+    ``happy_eyeballs_delay``; the first connected wins. A failure names the
+    address in asyncio's words."""
+    addresses = _numeric_address(host, port) if not family | proto | flags else None
+    if addresses is None:
+        infos = await anyio.getaddrinfo(
+            host, port, family=family, type=socket.SOCK_STREAM, proto=proto, flags=flags
+        )
+        if not infos:
+            raise OSError("getaddrinfo() returned empty list")
+        addresses = list(dict.fromkeys(_sockaddr(info[4]) for info in infos))
 
-    attempts: list[OSError] = []
-    for address in dict.fromkeys(info[4][0] for info in infos):
+    attempts: dict[int, OSError] = {}
+    connected: list[SocketStream] = []
+    # Raised as it is (not in an exception group), as from one attempt.
+    unexpected: list[Exception] = []
+
+    async def attempt(index: int, address: tuple[Any, ...], failed: Event) -> None:
         try:
-            return await _connect_tcp(address, port, local_addr, happy_eyeballs_delay)
-        except OSError as exc:  # noqa: PERF203 - one attempt per address
-            attempts.append(exc)
+            stream = await _connect_tcp(_numeric_host(address), port, local_addr)
+        except OSError as exc:
+            attempts[index] = _connect_call_failed(exc, address)
+            failed.set()
+            return
+        except Exception as exc:  # noqa: BLE001 - raised below
+            unexpected.append(exc)
+            racing.cancel_scope.cancel()
+            return
 
-    raise summed_error(attempts) from attempts[-1].__cause__
+        if connected:  # another attempt won in the same iteration
+            await aclose_forcefully(stream)
+            return
+        connected.append(stream)
+        racing.cancel_scope.cancel()
+
+    async with create_task_group() as racing:
+        for index, address in enumerate(addresses):
+            failed = Event()
+            racing.start_soon(attempt, index, address, failed)
+            with move_on_after(happy_eyeballs_delay):
+                await wait(failed)
+
+    if unexpected:
+        for stream in connected:
+            await aclose_forcefully(stream)
+        raise unexpected[0]
+    if connected:
+        return connected[0]
+
+    errors = [attempts[index] for index in sorted(attempts)]
+    raise summed_error(errors) from errors[-1].__cause__
+
+
+def _numeric_address(host: str, port: int) -> list[tuple[Any, ...]] | None:
+    """``getaddrinfo()``'s address for a numeric ``host``, made without a thread
+    as asyncio makes it (``None`` for a name, or an IPv6 address with a scope)."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if ip.version == 4:
+        return [(host, port)]
+    if "%" in host:
+        return None
+    return [(host, port, 0, 0)]
+
+
+def _sockaddr(address: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The socket address that asyncio names, for one of ``anyio.getaddrinfo()``,
+    which gives an IPv6 address as ``(host%scope_id, port)``."""
+    host, port = address[:2]
+    if ":" not in host:
+        return (host, port)
+    host, _, scope_id = host.partition("%")
+    return (host, port, 0, int(scope_id or 0))
+
+
+def _numeric_host(address: tuple[Any, ...]) -> str:
+    """The host of a ``getaddrinfo()`` address, with its IPv6 scope if any."""
+    host: str = address[0]
+    if len(address) == 4 and address[3]:
+        return f"{host}%{address[3]}"
+    return host
+
+
+def _connect_call_failed(error: OSError, address: tuple[Any, ...]) -> OSError:
+    """``error`` worded as asyncio words a failed connect to ``address`` (not a
+    failure to resolve ``local_addr``, which asyncio raises as it is)."""
+    if error.errno is None or isinstance(error, socket.gaierror):
+        return error
+
+    worded = type(error)(error.errno, f"Connect call failed {address}")
+    worded.__cause__ = error.__cause__
+    return worded
 
 
 @asynccontextmanager
@@ -238,7 +313,8 @@ async def open_connection(
         60)
     :param local_addr: ``(host, port)`` to bind the socket to
     :param happy_eyeballs_delay: seconds before trying the next address of a
-        host name (default: try one at a time, as asyncio does)
+        host name while the attempts before go on (default: try one at a time,
+        as asyncio does)
     :param send_timeout: a drainpipe extension, not in asyncio: seconds the
         connection may take to accept a queued piece before it is broken, for a
         peer that stops reading (see
@@ -265,12 +341,9 @@ async def open_connection(
         assert host is not None
         assert port is not None
         delay = math.inf if happy_eyeballs_delay is None else happy_eyeballs_delay
-        if family or proto or flags:
-            stream = await _connect_resolved(
-                host, port, family, proto, flags, local_addr, delay
-            )
-        else:
-            stream = await _connect_tcp(host, port, local_addr, delay)
+        stream = await _connect_resolved(
+            host, port, family, proto, flags, local_addr, delay
+        )
 
     connection: ByteStream = stream
     if context is not None:

@@ -7,7 +7,7 @@ from ssl import SSLEOFError
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from anyio import BrokenResourceError
 
@@ -23,11 +23,20 @@ def check_limit(limit: int) -> None:
 class ConnectionState:
     """What one connection's reader and writer both know: whether the peer's end
     of stream arrived, and the error that ended the connection (the first one
-    recorded)."""
+    recorded).
+
+    The connection's writer listens through :attr:`on_lost` and :attr:`on_eof`,
+    as asyncio's transport closes itself when the connection is lost, and over
+    TLS when the peer's end of stream arrives.
+    """
 
     def __init__(self) -> None:
         self.eof_received = False
         self.error: OSError | None = None
+        #: called once, when the first error is recorded
+        self.on_lost: Callable[[], None] | None = None
+        #: called when the peer's end of stream arrives
+        self.on_eof: Callable[[], None] | None = None
 
     def lose(self, error: BaseException) -> OSError:
         """Record the connection as lost with AnyIO's ``error``; return asyncio's
@@ -35,7 +44,15 @@ class ConnectionState:
         lost = connection_error(error)
         if self.error is None:
             self.error = lost
+            if self.on_lost is not None:
+                self.on_lost()
         return lost
+
+    def end(self) -> None:
+        """Record the peer's end of stream."""
+        self.eof_received = True
+        if self.on_eof is not None:
+            self.on_eof()
 
 
 def connection_error(error: BaseException) -> OSError:
@@ -88,8 +105,8 @@ def connect_error(error: OSError) -> OSError | None:
 
 def summed_error(attempts: Sequence[OSError]) -> OSError:
     """asyncio's ``create_connection()`` error for failed ``attempts``: one error,
-    or several with the same message, is raised as it is (a fresh copy); different
-    ones are summed up in one :exc:`OSError`."""
+    or several with the same message, is raised as it is (a fresh copy);
+    different ones are summed up in one :exc:`OSError`."""
     first = attempts[0]
     if all(str(attempt) == str(first) for attempt in attempts):
         return type(first)(*first.args)

@@ -73,11 +73,13 @@ class StreamReader:
         self._waiting = True
         try:
             data = await self.receive_stream.receive()
-        except (EndOfStream, ClosedResourceError):
-            self._state.eof_received = True
+        except EndOfStream:
+            self._state.end()
+        except ClosedResourceError:
+            self._state.eof_received = True  # closed on this side
         except BrokenResourceError as exc:
             if ragged_eof(exc):
-                self._state.eof_received = True
+                self._state.end()
                 return
 
             raise self._state.lose(exc) from exc

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio import (
+    BrokenResourceError,
     CancelScope,
     Event,
     aclose_forcefully,
@@ -22,7 +23,6 @@ from anyio import (
 )
 from anyio.abc import SocketAttribute, SocketListener, SocketStream
 from anyio.lowlevel import checkpoint
-from anyio.streams.stapled import MultiListener
 from anyio.streams.tls import TLSStream
 
 from .._checkpoints import wait
@@ -48,6 +48,10 @@ if TYPE_CHECKING:
 # The name the documentation gives, whichever module logs.
 _logger = logging.getLogger("drainpipe.compat")
 
+#: Seconds before accepting again after running out of resources, as asyncio waits.
+ACCEPT_RETRY_DELAY = 1.0
+_OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
 
 class Server:
     """asyncio's ``Server``, yielded by :func:`start_server` and
@@ -57,6 +61,9 @@ class Server:
     connection is closed (after a flush) when the callback returns. An exception
     from a callback is logged (``"Unhandled exception in client_connected_cb"`` on
     the ``drainpipe.compat`` logger, at ERROR level) and does not stop the server.
+    Nor does a failed ``accept()``: as in asyncio, running out of file descriptors
+    or memory is logged (``"socket.accept() out of system resource"``) and the
+    accept retried after a second, and a client gone while queued is skipped.
 
     Unlike asyncio's, :meth:`serve_forever` *returns* when :meth:`close` is
     called instead of raising :exc:`asyncio.CancelledError`.
@@ -75,7 +82,7 @@ class Server:
         ssl_handshake_timeout: float | None,
         start_serving: bool,
         send_timeout: float | None = None,
-        unix_socket: tuple[str, int] | None = None,
+        unix_socket: tuple[str | bytes, int] | None = None,
     ) -> None:
         self._client_connected_cb = client_connected_cb
         self._listeners = list(listeners)
@@ -100,6 +107,7 @@ class Server:
         self._listening = True
         self._connections = 0
         self._shutdowns: set[Shutdown] = set()
+        self._handshakes: set[CancelScope] = set()
         self._idle = Event()
         self._task_group: TaskGroup | None = None
         if start_serving:
@@ -159,7 +167,9 @@ class Server:
 
     def close(self) -> None:
         """Stop accepting and close the listening sockets (in a task of the
-        server's block, at once); open connections go on. Idempotent."""
+        server's block, at once; a connection accepted meanwhile is closed
+        unserved, as asyncio's close() stops accepting at once); open connections
+        go on. Idempotent."""
         if self._sockets is None:
             return
 
@@ -169,14 +179,22 @@ class Server:
         self._close_requested.set()
 
     def close_clients(self) -> None:
-        """:meth:`StreamWriter.close` every open connection."""
+        """:meth:`StreamWriter.close` every open connection (and close those
+        still in their TLS handshake)."""
+        self._end_handshakes()
         for shutdown in list(self._shutdowns):
             shutdown.close()
 
     def abort_clients(self) -> None:
-        """``transport.abort()`` every open connection."""
+        """``transport.abort()`` every open connection (and close those still
+        in their TLS handshake)."""
+        self._end_handshakes()
         for shutdown in list(self._shutdowns):
             shutdown.abort()
+
+    def _end_handshakes(self) -> None:
+        for handshake in self._handshakes:
+            handshake.cancel()
 
     async def wait_closed(self) -> None:
         """Wait until the server is closed and every connection has ended."""
@@ -222,13 +240,12 @@ class Server:
             self._idle.set()
 
     async def _accept(self) -> None:
-        assert self._task_group is not None
         try:
             with self._accept_scope:
                 await wait(self._start)
-                await MultiListener(self._listeners).serve(
-                    self._serve_connection, self._task_group
-                )
+                async with create_task_group() as accepting:
+                    for listener in self._listeners:
+                        accepting.start_soon(self._accept_from, listener)
         finally:
             with CancelScope(shield=True):
                 for listener in self._listeners:
@@ -236,6 +253,43 @@ class Server:
             self._remove_unix_socket()
             self._listening = False
             self._check_idle()
+
+    async def _accept_from(self, listener: SocketListener) -> None:
+        """Accept from ``listener`` until the server closes."""
+        assert self._task_group is not None
+        while True:
+            stream = await self._accept_one(listener)
+            if stream is None:
+                continue
+            if self._sockets is None:
+                # Accepted as close() was called: asyncio's close() stops
+                # accepting at once, so this connection is not served.
+                await aclose_forcefully(stream)
+                return
+            self._task_group.start_soon(self._serve_connection, stream)
+
+    @staticmethod
+    async def _accept_one(listener: SocketListener) -> SocketStream | None:
+        """One connection from ``listener``, or ``None`` after an error, which
+        never ends the server (as in asyncio): out of file descriptors or memory,
+        it is logged and the accept retried after a second."""
+        try:
+            return await listener.accept()
+        except (OSError, BrokenResourceError) as exc:
+            cause = exc if isinstance(exc, OSError) else exc.__cause__
+            if isinstance(cause, ConnectionAbortedError):
+                return None  # the client left while queued: asyncio accepts on
+            if getattr(cause, "errno", None) in _OUT_OF_RESOURCES:
+                _logger.error(
+                    "socket.accept() out of system resource (socket %r)",
+                    listener.extra(SocketAttribute.raw_socket),
+                    exc_info=exc,
+                )
+            else:
+                _logger.error("Error accepting a connection", exc_info=exc)
+
+        await anyio.sleep(ACCEPT_RETRY_DELAY)
+        return None
 
     def _remove_unix_socket(self) -> None:
         # Like asyncio 3.13: only if the file is still the socket we created.
@@ -250,8 +304,12 @@ class Server:
         try:
             connection: ByteStream = stream
             if self._ssl_context is not None:
+                # close_clients() and abort_clients() reach a connection in its
+                # handshake too, as asyncio's reach its transport.
+                handshake = CancelScope()
+                self._handshakes.add(handshake)
                 try:
-                    with fail_after(self._ssl_handshake_timeout):
+                    with handshake, fail_after(self._ssl_handshake_timeout):
                         connection = await TLSStream.wrap(
                             stream, server_side=True, ssl_context=self._ssl_context
                         )
@@ -261,6 +319,11 @@ class Server:
                         raise
                     # asyncio logs a failed handshake only in debug mode.
                     _logger.debug("SSL handshake failed", exc_info=exc)
+                    return
+                finally:
+                    self._handshakes.discard(handshake)
+                if handshake.cancel_called:
+                    await aclose_forcefully(connection)
                     return
 
             # The connection stays reachable by close_clients() and abort_clients()
@@ -288,7 +351,7 @@ def _server_tls(
     ssl: SSLContext | None, ssl_handshake_timeout: float | None
 ) -> SSLContext | None:
     if ssl is not None and not isinstance(ssl, SSLContext):
-        raise TypeError(f"ssl argument must be an SSLContext or None, got {ssl!r}")
+        raise TypeError("ssl argument must be an SSLContext or None")
     if ssl is None and ssl_handshake_timeout is not None:
         raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
     return ssl
@@ -371,12 +434,18 @@ async def _bind_tcp(
     return sockets
 
 
-async def _listeners(sockets: Sequence[socket.socket]) -> list[SocketListener]:
-    """AnyIO listeners for bound ``sockets`` (all of them closed on failure)."""
+async def _server(
+    client_connected_cb: Callable[[StreamReader, StreamWriter], Awaitable[object]],
+    sockets: Sequence[socket.socket],
+    **options: Any,
+) -> Server:
+    """A :class:`Server` on AnyIO listeners for bound ``sockets``; every socket is
+    closed if making it fails (``listen()`` included)."""
     listeners: list[SocketListener] = []
     try:
         for sock in sockets:
             listeners.append(await SocketListener.from_socket(sock))  # noqa: PERF401
+        return Server(client_connected_cb, listeners, **options)
     except BaseException:
         for listener in listeners:
             await aclose_forcefully(listener)
@@ -384,28 +453,36 @@ async def _listeners(sockets: Sequence[socket.socket]) -> list[SocketListener]:
             sock.close()
         raise
 
-    return listeners
 
-
-def _abstract(path: str | os.PathLike[str]) -> bool:
+def _abstract(path: str | bytes) -> bool:
     """Whether ``path`` names a socket in Linux's abstract namespace (no file)."""
-    return os.fspath(path).startswith("\x00")
+    return path[:1] in ("\x00", b"\x00")
 
 
-def _bind_unix(path: str | os.PathLike[str]) -> socket.socket:
+def _remove_stale_socket(path: str | bytes) -> None:
+    """Remove a socket file at ``path`` (any other file is kept); as asyncio, log
+    an error that is not a missing file, and go on."""
+    try:
+        if stat.S_ISSOCK(os.stat(path).st_mode):
+            os.remove(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:  # the directory may let us create the socket only
+        _logger.error("Unable to check or remove stale UNIX socket %r: %r", path, exc)
+
+
+def _bind_unix(path: str | bytes | os.PathLike[str]) -> socket.socket:
     """A UNIX socket bound to ``path`` as asyncio's ``create_unix_server()``
     binds it: a stale socket file there is removed, any other file is kept."""
     path = os.fspath(path)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     if not _abstract(path):
-        with suppress(FileNotFoundError):
-            if stat.S_ISSOCK(os.stat(path).st_mode):
-                os.remove(path)
+        _remove_stale_socket(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.bind(path)
-    except OSError as exc:
+    except BaseException as exc:
         sock.close()
-        if exc.errno == errno.EADDRINUSE:
+        if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
             raise OSError(
                 errno.EADDRINUSE, f"Address {path!r} is already in use"
             ) from None
@@ -485,11 +562,10 @@ async def start_server(
     else:
         check_stream_socket(sock)
         sockets = [sock]
-    listeners = await _listeners(sockets)
 
-    server = Server(
+    server = await _server(
         client_connected_cb,
-        listeners,
+        sockets,
         backlog=backlog,
         limit=limit,
         ssl=context,
@@ -504,7 +580,7 @@ async def start_server(
 @asynccontextmanager
 async def start_unix_server(
     client_connected_cb: Callable[[StreamReader, StreamWriter], Awaitable[object]],
-    path: str | os.PathLike[str] | None = None,
+    path: str | bytes | os.PathLike[str] | None = None,
     *,
     limit: int = DEFAULT_LIMIT,
     sock: socket.socket | None = None,
@@ -518,10 +594,12 @@ async def start_unix_server(
     """Listen on a UNIX socket and yield the :class:`Server` for the block;
     :func:`start_server` for UNIX sockets.
 
-    :param path: the socket's path (an existing socket file there is replaced)
+    :param path: the socket's path, a string, bytes or path-like (an existing
+        socket file there is replaced)
     :param sock: an already bound UNIX socket to listen on instead of ``path``
     :param cleanup_socket: whether closing the server removes the socket file
-        it created (if it is still the same file), as in Python 3.13
+        (the one at ``path``, or the one ``sock`` is bound to) if it is still the
+        same file, as asyncio does from Python 3.13 on
 
     .. versionadded:: 0.1
     """
@@ -536,16 +614,16 @@ async def start_unix_server(
         raise ValueError("path was not specified, and no sock specified")
     else:
         check_stream_socket(sock, unix=True)
-    listeners = await _listeners([sock])
 
     unix_socket = None
-    if cleanup_socket and path is not None and not _abstract(path):
+    name = sock.getsockname()
+    if cleanup_socket and name and not _abstract(name):
         with suppress(OSError):
-            unix_socket = (os.fspath(path), os.stat(path).st_ino)
+            unix_socket = (name, os.stat(name).st_ino)
 
-    server = Server(
+    server = await _server(
         client_connected_cb,
-        listeners,
+        [sock],
         backlog=backlog,
         limit=limit,
         ssl=context,

@@ -4,6 +4,7 @@ they schedule in the block owning the connection."""
 
 from __future__ import annotations
 
+import sys
 from ssl import SSLError
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ from anyio import (
     CancelScope,
     ClosedResourceError,
     Event,
+    aclose_forcefully,
 )
 from anyio.abc import SocketAttribute
 from anyio.lowlevel import checkpoint
@@ -62,6 +64,33 @@ def _extra_info(stream: BufferedByteSendStream) -> dict[str, Any]:
     return info
 
 
+def _check_bytes_like(data: object) -> None:
+    try:
+        memoryview(data).release()  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(
+            f"data argument must be a bytes-like object, not {type(data).__name__!r}"
+        ) from None
+
+
+#: asyncio's writelines() joins the items with b"".join() before Python 3.12.
+_JOINS_ITEMS = sys.version_info < (3, 12)
+
+
+def _check_items(items: list[Any]) -> None:
+    """asyncio's check of writelines() items, with its message."""
+    for index, item in enumerate(items):
+        try:
+            memoryview(item).release()
+        except TypeError:  # noqa: PERF203 - one check per item
+            if not _JOINS_ITEMS:
+                raise
+            raise TypeError(
+                f"sequence item {index}: expected a bytes-like object, "
+                f"{type(item).__name__} found"
+            ) from None
+
+
 class Shutdown:
     """The close and half-close of one connection, run as tasks of the block that
     owns it; shared by its :class:`StreamWriter`, its :class:`WriteTransport`, the
@@ -70,6 +99,11 @@ class Shutdown:
     The close and the EOF run shielded, as asyncio's transport flushes whatever
     its callers do: a cancellation of the block does not stop them; only
     :meth:`abort` (or leaving the block by an exception) does.
+
+    Like asyncio's transport, which force-closes itself on an error and closes
+    itself over TLS when the peer's end of stream arrives, a lost connection is
+    closed at once, and over TLS the peer's end of stream starts a graceful close,
+    so that :meth:`StreamWriter.wait_closed` returns without :meth:`close`.
     """
 
     def __init__(
@@ -89,8 +123,15 @@ class Shutdown:
         self.aborted = False
         #: whether :meth:`write_eof` was called
         self.eof_scheduled = False
+        #: whether writes are dropped: after an abort, or a close with nothing
+        #: left to send
+        self.drop_writes = False
         #: set when the close has ended, gracefully or not
         self.closed = Event()
+        self._close_started = False
+        state.on_lost = self._connection_lost
+        if isinstance(send_stream.send_stream, TLSStream):
+            state.on_eof = self.close
 
     def write_eof(self) -> None:
         """Schedule flush-then-half-close, unless closing or already scheduled."""
@@ -117,11 +158,27 @@ class Shutdown:
         """Schedule flush-then-close; idempotent."""
         if not self.closing:
             self.closing = True
+            # As asyncio's transport: writes after close() still go out while
+            # the close has bytes to send, and are dropped if it had none.
+            self.drop_writes = self._send_stream.buffered_bytes == 0
+        self._start_close()
+
+    def _connection_lost(self) -> None:
+        """Close at once, dropping the buffer, as asyncio's transport does when
+        the connection is lost."""
+        self._eof_scope.cancel()
+        self._close_scope.cancel()
+        self._start_close()
+
+    def _start_close(self) -> None:
+        if not self._close_started:
+            self._close_started = True
             self._task_group.start_soon(self._close, name="drainpipe.compat close")
 
     def abort(self) -> None:
         """Close at once, dropping the buffer, also during a graceful close."""
         self.aborted = True
+        self.drop_writes = True
         self._eof_scope.cancel()
         self._close_scope.cancel()
         self.close()
@@ -129,10 +186,16 @@ class Shutdown:
     async def _close(self) -> None:
         try:
             with self._close_scope:
+                # Flushed before aclose(), which refuses writes, so that writes
+                # after close() join the buffer while it still holds bytes.
+                await self._send_stream.flush()
                 await self._send_stream.aclose()
+            if self._close_scope.cancel_called:  # aborted, maybe before aclose()
+                await aclose_forcefully(self._send_stream)
         except Exception as exc:  # noqa: BLE001 - reported by wait_closed()
             if not self._peer_hung_up_on_tls(exc):
                 self._state.lose(exc)
+            await aclose_forcefully(self._send_stream)
         finally:
             self.closed.set()
 
@@ -163,10 +226,12 @@ class StreamWriter:
     * A write after the connection was lost raises the :exc:`OSError` (asyncio
       drops it with a log message after a few).
 
-    As in asyncio, :meth:`write` after :meth:`close` is silently dropped, and
-    :meth:`drain` after :meth:`close` raises ``ConnectionResetError("Connection
-    lost")`` unless the buffer is above its high watermark (it then waits for the
-    close to send it).
+    As in asyncio, :meth:`write` after :meth:`close` is sent while the close still
+    has bytes to send, and silently dropped once it had none (asyncio's buffer
+    holds only what the socket did not take at once, so after a small write asyncio
+    drops where compat sends); and :meth:`drain` after :meth:`close` raises
+    ``ConnectionResetError("Connection lost")`` unless the buffer is above its high
+    watermark (it then waits for the close to send it).
 
     .. versionadded:: 0.1
     """
@@ -196,6 +261,8 @@ class StreamWriter:
             :exc:`ConnectionResetError`) if the connection was lost
         :raises TypeError: if ``data`` is not a bytes-like object
         """
+        # asyncio checks the type before anything else.
+        _check_bytes_like(data)
         self._enqueue("write", self.send_stream.write, data)
 
     def writelines(self, data: Iterable[Buffer]) -> None:
@@ -205,21 +272,35 @@ class StreamWriter:
         :raises OSError: if the connection was lost
         :raises TypeError: if an item is not a bytes-like object
         """
-        self._enqueue("writelines", self.send_stream.writelines, data)
+        if self._shutdown.eof_scheduled:  # before the items, as in asyncio 3.12
+            raise RuntimeError("Cannot call writelines() after write_eof()")
+
+        items = list(data)
+        _check_items(items)
+        self._enqueue("writelines", self.send_stream.writelines, items)
 
     def _enqueue(self, name: str, enqueue: Callable[[Any], None], data: Any) -> None:
         """Hand ``data`` to ``enqueue`` as asyncio's writer would: refused after
-        write_eof(), dropped after close(), a lost connection as asyncio's error."""
+        write_eof(), dropped after close() once nothing is left to send, a lost
+        connection as asyncio's error."""
         if self._shutdown.eof_scheduled:
             raise RuntimeError(f"Cannot call {name}() after write_eof()")
 
-        if self._shutdown.closing:
+        if self._shutdown.drop_writes:
             return
 
         try:
             enqueue(data)
         except BrokenResourceError as exc:
             raise self._state.lose(exc) from exc
+        except ClosedResourceError:
+            pass  # the close has sent everything, or the connection was lost
+        else:
+            return
+
+        lost = self._state.error
+        if lost is not None:
+            raise lost
 
     async def drain(self) -> None:
         """Return at once unless the buffer is above its high watermark; then wait
@@ -294,7 +375,8 @@ class StreamWriter:
         The close runs in a task of the owning block; as with asyncio's transports,
         a cancellation of the block does not stop it (an abort, or leaving the
         block by an exception, does). Reads still return what was received, then
-        ``b""``; writes are dropped.
+        ``b""``; writes are sent while the close has bytes to send, and dropped
+        after.
         """
         self._shutdown.close()
 
@@ -304,7 +386,9 @@ class StreamWriter:
         return self._shutdown.closing or self._state.error is not None
 
     async def wait_closed(self) -> None:
-        """Wait until the connection is closed (after :meth:`close`).
+        """Wait until the connection is closed: after :meth:`close`, after the
+        connection was lost, or over TLS after the peer's end of stream (which
+        closes it, as in asyncio).
 
         Cancelling it does not stop the close.
 
