@@ -63,6 +63,7 @@ LARGE_GOAL_SIZE, LARGE_GOAL = 64 * 1024, 1.0
 TLS_GOAL = 30.0
 LATENCY_GOAL = 1.2
 RSS_GOAL = 4 * 1024 * 1024
+IMPORT_GOAL_MS = 10
 
 Results = dict[str, Any]
 
@@ -381,7 +382,39 @@ def targets_table(results: Results) -> str:
             met(peaks_ok and max(rss) <= RSS_GOAL),
         ],
     ]
+    imports = {row["module"]: row for row in scenarios.get("import", [])}
+    if "drainpipe" in imports:
+        added = imports["drainpipe"]["added_ms"]
+        body.append(
+            [
+                "7. import",
+                f"`import drainpipe` adds ≤ {IMPORT_GOAL_MS} ms to `import anyio`",
+                f"+{added:.1f} ms",
+                met(added <= IMPORT_GOAL_MS),
+            ]
+        )
     return render("", ["scenario", "goal", "this run", "met?"], "llll", body, results)
+
+
+def import_table(results: Results) -> str:
+    """The import scenario: each import's CPU time and what it adds to AnyIO's."""
+    rows = results["scenarios"]["import"]
+    body = [
+        [
+            f"`import {row['module']}`",
+            f"{row['median_ms']:.1f} ms",
+            "(baseline)" if row["module"] == "anyio" else f"+{row['added_ms']:.1f} ms",
+        ]
+        for row in rows
+    ]
+    rounds = len(rows[0]["times_ms"])
+    return render(
+        f"CPU time of the import in a fresh interpreter, median of {rounds}:",
+        ["statement", "CPU time", "on top of `import anyio`"],
+        "lrr",
+        body,
+        results,
+    )
 
 
 def idle_table(results: Results) -> str:
@@ -694,6 +727,7 @@ def includes() -> dict[str, Callable[[], str]]:
         "bench_latency.md": lambda: latency_table(read("bench.json")),
         "bench_memory.md": lambda: memory_table(read("bench.json")),
         "bench_targets.md": lambda: targets_table(read("bench.json")),
+        "bench_import.md": lambda: import_table(read("bench.json")),
         "idle.md": lambda: idle_table(read("idle.json")),
         "overhead.md": lambda: overhead_table(read("overhead.json")),
         "checkpoint_cost.md": lambda: checkpoint_cost_table(
