@@ -1883,3 +1883,33 @@ async def test_an_empty_or_no_host_listens_on_every_interface(host: str | None) 
             writer.write(b"hello\n")
             await writer.drain()
             assert await reader.readline() == b"hello\n"
+
+
+async def test_open_connection_cancelled_as_it_connects_closes_the_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A deadline that lands in the step where an attempt connects: the connected
+    # stream must be closed, not leaked (the cancel is made right after the real
+    # connect returns, so that it lands in that step every time).
+    real_connect = compat._client._connect_tcp
+    connected: list[SocketStream] = []
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        with anyio.CancelScope() as outer:
+
+            async def connect_then_cancel(*args: Any) -> SocketStream:
+                stream = await real_connect(*args)
+                connected.append(stream)
+                outer.cancel()
+                return stream
+
+            monkeypatch.setattr(compat._client, "_connect_tcp", connect_then_cancel)
+            async with compat.open_connection("127.0.0.1", port):
+                pytest.fail("connected although cancelled")  # pragma: no cover
+
+    assert outer.cancelled_caught
+    (stream,) = connected
+    with pytest.raises(anyio.ClosedResourceError):
+        await stream.send(b"leaked")

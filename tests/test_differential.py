@@ -1052,6 +1052,36 @@ async def refused_on_two(api: Api) -> tuple[Any, ...]:
         return await outcome(connect())
 
 
+async def refused_on_four(api: Api) -> tuple[Any, ...]:
+    """A name with two addresses of each family, all refusing, tried with
+    happy_eyeballs_delay: asyncio then lets the families take turns."""
+
+    async def connect() -> None:
+        async with api.connect("four.test", free_port(), happy_eyeballs_delay=0.05):
+            pass
+
+    hosts = (
+        ["::1", "::ffff:127.0.0.2", "127.0.0.1", "127.0.0.3"]
+        if has_ipv6()
+        else ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"]
+    )
+    with api.resolving("four.test", hosts):
+        return await outcome(connect())
+
+
+async def local_addr_of_one_family(api: Api) -> tuple[Any, ...]:
+    """A name with an address of each family and an IPv4 local_addr: the IPv6
+    address fails without an attempt."""
+
+    async def connect() -> None:
+        async with api.connect("two.test", free_port(), local_addr=("127.0.0.1", 0)):
+            pass
+
+    hosts = ["::1", "127.0.0.1"] if has_ipv6() else ["127.0.0.1", "127.0.0.2"]
+    with api.resolving("two.test", hosts):
+        return await outcome(connect())
+
+
 @scenario("connection errors")
 async def connection_errors(api: Api) -> dict[str, Any]:
     async def connect(*args: Any, **kwargs: Any) -> None:
@@ -1073,6 +1103,8 @@ async def connection_errors(api: Api) -> dict[str, Any]:
                     connect("localhost", free_port())
                 ),
                 "refused on both addresses of a host": await refused_on_two(api),
+                "refused on four addresses, happy eyeballs": await refused_on_four(api),
+                "local_addr of one family": await local_addr_of_one_family(api),
                 "unresolvable host": await outcome(connect("drainpipe.invalid", 80)),
                 "unresolvable local_addr": await outcome(
                     connect("127.0.0.1", 1, local_addr=("127.0.0.1", "no such port"))

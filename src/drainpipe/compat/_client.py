@@ -7,6 +7,7 @@ import ipaddress
 import math
 import socket
 from contextlib import asynccontextmanager
+from itertools import zip_longest
 from ssl import SSLContext, create_default_context
 from typing import TYPE_CHECKING, Any
 
@@ -174,13 +175,14 @@ async def _connect_resolved(
     proto: int,
     flags: int,
     local_addr: tuple[str, int] | None,
-    happy_eyeballs_delay: float,
+    happy_eyeballs_delay: float | None,
 ) -> SocketStream:
     """Connect to the addresses that ``getaddrinfo()`` gives (for ``family``,
     ``proto`` and ``flags``, which AnyIO's ``connect_tcp()`` does not take) as
     asyncio does: each attempt starts when the one before has failed, or after
-    ``happy_eyeballs_delay``; the first connected wins. A failure names the
-    address in asyncio's words."""
+    ``happy_eyeballs_delay`` (the families then taking turns); the first connected
+    wins. A failure names the address in asyncio's words, and an address of a
+    family that ``local_addr`` does not have fails without an attempt."""
     addresses = _numeric_address(host, port) if not family | proto | flags else None
     if addresses is None:
         infos = await anyio.getaddrinfo(
@@ -189,6 +191,21 @@ async def _connect_resolved(
         if not infos:
             raise OSError("getaddrinfo() returned empty list")
         addresses = list(dict.fromkeys(_sockaddr(info[4]) for info in infos))
+    if happy_eyeballs_delay is not None:
+        addresses = _interleaved(addresses)
+
+    local_families = None
+    if local_addr is not None:
+        local_infos = await anyio.getaddrinfo(
+            *local_addr,
+            family=family,
+            type=socket.SOCK_STREAM,
+            proto=proto,
+            flags=flags,
+        )
+        if not local_infos:
+            raise OSError("getaddrinfo() returned empty list")
+        local_families = {info[0] for info in local_infos}
 
     attempts: dict[int, OSError] = {}
     connected: list[SocketStream] = []
@@ -196,6 +213,13 @@ async def _connect_resolved(
     unexpected: list[Exception] = []
 
     async def attempt(index: int, address: tuple[Any, ...], failed: Event) -> None:
+        family = _family_of(address)
+        if local_families is not None and family not in local_families:
+            # asyncio's words, {family=} included
+            attempts[index] = OSError(f"no matching local address with {family=} found")
+            failed.set()
+            return
+
         try:
             stream = await _connect_tcp(_numeric_host(address), port, local_addr)
         except OSError as exc:
@@ -213,12 +237,20 @@ async def _connect_resolved(
         connected.append(stream)
         racing.cancel_scope.cancel()
 
-    async with create_task_group() as racing:
-        for index, address in enumerate(addresses):
-            failed = Event()
-            racing.start_soon(attempt, index, address, failed)
-            with move_on_after(happy_eyeballs_delay):
-                await wait(failed)
+    delay = math.inf if happy_eyeballs_delay is None else happy_eyeballs_delay
+    try:
+        async with create_task_group() as racing:
+            for index, address in enumerate(addresses):
+                failed = Event()
+                racing.start_soon(attempt, index, address, failed)
+                with move_on_after(delay):
+                    await wait(failed)
+    except BaseException:
+        # A cancellation from outside that lands as an attempt wins: the
+        # winner's stream is nobody's but this function's.
+        for stream in connected:
+            await aclose_forcefully(stream)
+        raise
 
     if unexpected:
         for stream in connected:
@@ -229,6 +261,26 @@ async def _connect_resolved(
 
     errors = [attempts[index] for index in sorted(attempts)]
     raise summed_error(errors) from errors[-1].__cause__
+
+
+def _family_of(address: tuple[Any, ...]) -> socket.AddressFamily:
+    """The family of a socket address from ``getaddrinfo()``."""
+    return socket.AF_INET6 if len(address) == 4 else socket.AF_INET
+
+
+def _interleaved(addresses: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """``addresses`` with the families taking turns, each in its own order, as
+    asyncio orders them when given ``happy_eyeballs_delay``
+    (``_interleave_addrinfos()`` with ``interleave=1``)."""
+    by_family: dict[socket.AddressFamily, list[tuple[Any, ...]]] = {}
+    for address in addresses:
+        by_family.setdefault(_family_of(address), []).append(address)
+    return [
+        address
+        for turn in zip_longest(*by_family.values())
+        for address in turn
+        if address is not None
+    ]
 
 
 def _numeric_address(host: str, port: int) -> list[tuple[Any, ...]] | None:
@@ -340,9 +392,8 @@ async def open_connection(
     else:
         assert host is not None
         assert port is not None
-        delay = math.inf if happy_eyeballs_delay is None else happy_eyeballs_delay
         stream = await _connect_resolved(
-            host, port, family, proto, flags, local_addr, delay
+            host, port, family, proto, flags, local_addr, happy_eyeballs_delay
         )
 
     connection: ByteStream = stream
