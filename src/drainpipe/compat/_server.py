@@ -360,6 +360,10 @@ def _server_tls(
 #: asyncio skips an address that cannot be bound (EADDRNOTAVAIL) from Python 3.13 on.
 _SKIPS_UNAVAILABLE_ADDRESSES = sys.version_info >= (3, 13)
 
+#: asyncio words a failed bind with the whole error ("[errno 98] address already
+#: in use") from Python 3.13 on, with its strerror before.
+_BIND_ERROR_IN_FULL = sys.version_info >= (3, 13)
+
 
 async def _bind_tcp(
     host: str | Sequence[str] | None,
@@ -417,10 +421,11 @@ async def _bind_tcp(
                     sockets.pop()  # the family is not enabled, as asyncio assumes
                     sock.close()
                     continue
+                reason = str(exc) if _BIND_ERROR_IN_FULL else exc.strerror or ""
                 raise OSError(
                     exc.errno,
                     f"error while attempting to bind on address {address!r}: "
-                    f"{(exc.strerror or '').lower()}",
+                    f"{reason.lower()}",
                 ) from None
         if not sockets:
             raise OSError(
