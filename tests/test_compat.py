@@ -669,6 +669,48 @@ async def test_wait_closed_raises_when_the_connection_was_lost() -> None:
             await writer.wait_closed()
 
 
+async def test_a_reset_met_only_by_the_flush_task_closes_the_writer() -> None:
+    async with raw_peer() as (reader, writer, peer):
+        await fill(writer)
+        reset(peer)
+        # Neither drain() nor a read: only the flush task meets the reset.
+        with fail_after(5), pytest.raises((ConnectionResetError, BrokenPipeError)):
+            await writer.wait_closed()
+        assert writer.is_closing()
+        assert isinstance(reader.exception(), ConnectionError)
+        with pytest.raises(ConnectionError) as caught:
+            await reader.read()
+        assert caught.value is reader.exception()
+
+
+async def test_a_send_timeout_closes_the_writer_and_reads_raise() -> None:
+    read: list[BaseException | bytes] = []
+
+    async def read_during_the_loss(reader: compat.StreamReader) -> None:
+        try:
+            read.append(await reader.read())
+        except ConnectionError as exc:
+            read.append(exc)
+
+    async with (
+        raw_peer(send_timeout=0.2) as (reader, writer, _peer),
+        create_task_group() as tg,
+    ):
+        tg.start_soon(read_during_the_loss, reader)
+        writer.write(b"x" * 16 * 1024 * 1024)  # the peer never reads: times out
+        with fail_after(5), pytest.raises(ConnectionResetError, match="lost"):
+            await writer.wait_closed()
+        assert writer.is_closing()
+        lost = reader.exception()
+        assert isinstance(lost, ConnectionResetError)
+        assert isinstance(lost.__cause__, BrokenResourceError)
+        assert isinstance(lost.__cause__.__cause__, TimeoutError)
+        with fail_after(5):
+            await wait_all_tasks_blocked()
+    # The read waiting when the connection closed reports the loss, not an EOF.
+    assert read == [lost]
+
+
 async def test_write_eof_half_closes_after_the_buffer_and_reading_goes_on() -> None:
     async def count(reader: compat.StreamReader, writer: compat.StreamWriter) -> None:
         writer.write(b"%d" % len(await reader.read()))

@@ -554,6 +554,29 @@ async def wait_closed_after_reset(api: Api) -> dict[str, Any]:
         }
 
 
+@scenario("peer resets during a large write, then wait_closed() without close()")
+async def wait_closed_after_reset_in_write(api: Api) -> dict[str, Any]:
+    # A plain socket for the peer: it reads nothing (a server of either API would
+    # read the bytes into its memory), so the write is still being sent.
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        async with api.connect(*listener.getsockname()) as (reader, writer):
+            peer, _ = listener.accept()
+            writer.write(b"x" * BIG * 4)  # more than the socket takes
+            await api.sleep(0.05)
+            peer.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
+            peer.close()
+            # Neither read nor drain(): only the sending side meets the reset.
+            closed = await outcome(writer.wait_closed())
+            return {
+                "wait_closed": closed,
+                "is_closing": writer.is_closing(),
+                "exception": describe(reader.exception()),
+                "read": await outcome(reader.read()),
+            }
+
+
 @scenario("write after a reset")
 async def write_after_reset(api: Api) -> dict[str, Any]:
     async with api.connected_to(reset_at_once) as (reader, writer):

@@ -132,6 +132,15 @@ class Shutdown:
         state.on_lost = self._connection_lost
         if isinstance(send_stream.send_stream, TLSStream):
             state.on_eof = self.close
+        # A failure that only the flush task saw (the peer reset the connection
+        # during a send, or send_timeout) loses the connection too, as a failed
+        # write closes asyncio's transport.
+        send_stream._on_failure(self._send_stream_broke)
+
+    def _send_stream_broke(self, error: BaseException) -> None:
+        broken = BrokenResourceError(f"the wrapped stream failed: {error!r}")
+        broken.__cause__ = error
+        self._state.lose(broken)
 
     def write_eof(self) -> None:
         """Schedule flush-then-half-close, unless closing or already scheduled."""
@@ -292,7 +301,7 @@ class StreamWriter:
         try:
             enqueue(data)
         except BrokenResourceError as exc:
-            raise self._state.lose(exc) from exc
+            raise self._state.lose(exc)  # noqa: B904 - lose() keeps the first cause
         except ClosedResourceError:
             pass  # the close has sent everything, or the connection was lost
         else:
@@ -342,7 +351,7 @@ class StreamWriter:
         try:
             await self.send_stream.drain()
         except BrokenResourceError as exc:
-            raise self._state.lose(exc) from exc
+            raise self._state.lose(exc)  # noqa: B904 - lose() keeps the first cause
         except ClosedResourceError:
             return  # closed while waiting: asyncio wakes its waiters normally
 
