@@ -532,6 +532,34 @@ async def test_write_after_close_is_sent_while_bytes_are_buffered() -> None:
         assert receive_until_eof(peer) == b"queued and more"
 
 
+async def test_write_after_close_is_sent_while_later_bytes_are_left() -> None:
+    first, second = b"a" * 1024 * 1024, b"b" * 1024 * 1024
+
+    def receive_exactly(peer: socket.socket, size: int) -> bytes:
+        received = bytearray()
+        while len(received) < size:
+            received += peer.recv(min(65536, size - len(received)))
+        return bytes(received)
+
+    async with raw_peer() as (_reader, writer, peer):
+        writer.write(first)
+        writer.close()
+        await wait_all_tasks_blocked()  # the close flushes the first bytes
+        writer.write(second)  # during that flush
+        # Past the first bytes (and the pieces sent with their end): the close's
+        # flush of them has returned, and it still has second ones to send.
+        received = await anyio.to_thread.run_sync(
+            receive_exactly, peer, len(first) + len(second) // 2
+        )
+        await wait_all_tasks_blocked()
+        assert writer.transport.get_write_buffer_size() > 0
+        writer.write(b"tail")
+        received += await anyio.to_thread.run_sync(receive_until_eof, peer)
+        with fail_after(5):
+            await writer.wait_closed()
+    assert received == first + second + b"tail"
+
+
 async def test_write_after_close_once_everything_was_sent_is_dropped() -> None:
     async with raw_peer() as (_reader, writer, peer):
         writer.write(b"queued")

@@ -196,8 +196,12 @@ class Shutdown:
         try:
             with self._close_scope:
                 # Flushed before aclose(), which refuses writes, so that writes
-                # after close() join the buffer while it still holds bytes.
-                await self._send_stream.flush()
+                # after close() join the buffer while it still holds bytes: until
+                # the buffer is empty, as a flush() waits only for the bytes
+                # written before it. aclose() follows with no checkpoint between:
+                # it refuses writes before its first one.
+                while self._send_stream.buffered_bytes:
+                    await self._send_stream.flush()
                 await self._send_stream.aclose()
             if self._close_scope.cancel_called:  # aborted, maybe before aclose()
                 await aclose_forcefully(self._send_stream)
