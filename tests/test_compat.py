@@ -766,6 +766,17 @@ async def test_write_after_write_eof_raises_runtime_error() -> None:
             writer.writelines([b"x"])
 
 
+async def test_writelines_after_write_eof_checks_the_items_first_before_3_12() -> None:
+    async with raw_peer() as (_reader, writer, _peer):
+        writer.write_eof()
+        if sys.version_info < (3, 12):  # asyncio joins the items first
+            expected, message = TypeError, r"sequence item 1: .* int found"
+        else:
+            expected, message = RuntimeError, r"writelines\(\) after write_eof"
+        with pytest.raises(expected, match=message):
+            writer.writelines([b"x", 1])  # type: ignore[list-item]
+
+
 async def test_write_eof_twice_is_harmless() -> None:
     async with raw_peer() as (reader, writer, peer):
         writer.write(b"data")

@@ -285,7 +285,9 @@ class StreamWriter:
         :raises OSError: if the connection was lost
         :raises TypeError: if an item is not a bytes-like object
         """
-        if self._shutdown.eof_scheduled:  # before the items, as in asyncio 3.12
+        # Before the items, as in asyncio from 3.12 on; after them before (it
+        # joins them first, and a bad one raises TypeError), in _enqueue().
+        if self._shutdown.eof_scheduled and not _JOINS_ITEMS:
             raise RuntimeError("Cannot call writelines() after write_eof()")
 
         items = list(data)
