@@ -532,6 +532,34 @@ async def test_write_after_close_is_sent_while_bytes_are_buffered() -> None:
         assert receive_until_eof(peer) == b"queued and more"
 
 
+async def test_write_after_close_is_sent_while_later_bytes_are_left() -> None:
+    first, second = b"a" * 1024 * 1024, b"b" * 1024 * 1024
+
+    def receive_exactly(peer: socket.socket, size: int) -> bytes:
+        received = bytearray()
+        while len(received) < size:
+            received += peer.recv(min(65536, size - len(received)))
+        return bytes(received)
+
+    async with raw_peer() as (_reader, writer, peer):
+        writer.write(first)
+        writer.close()
+        await wait_all_tasks_blocked()  # the close flushes the first bytes
+        writer.write(second)  # during that flush
+        # Past the first bytes (and the pieces sent with their end): the close's
+        # flush of them has returned, and it still has second ones to send.
+        received = await anyio.to_thread.run_sync(
+            receive_exactly, peer, len(first) + len(second) // 2
+        )
+        await wait_all_tasks_blocked()
+        assert writer.transport.get_write_buffer_size() > 0
+        writer.write(b"tail")
+        received += await anyio.to_thread.run_sync(receive_until_eof, peer)
+        with fail_after(5):
+            await writer.wait_closed()
+    assert received == first + second + b"tail"
+
+
 async def test_write_after_close_once_everything_was_sent_is_dropped() -> None:
     async with raw_peer() as (_reader, writer, peer):
         writer.write(b"queued")
@@ -669,6 +697,48 @@ async def test_wait_closed_raises_when_the_connection_was_lost() -> None:
             await writer.wait_closed()
 
 
+async def test_a_reset_met_only_by_the_flush_task_closes_the_writer() -> None:
+    async with raw_peer() as (reader, writer, peer):
+        await fill(writer)
+        reset(peer)
+        # Neither drain() nor a read: only the flush task meets the reset.
+        with fail_after(5), pytest.raises((ConnectionResetError, BrokenPipeError)):
+            await writer.wait_closed()
+        assert writer.is_closing()
+        assert isinstance(reader.exception(), ConnectionError)
+        with pytest.raises(ConnectionError) as caught:
+            await reader.read()
+        assert caught.value is reader.exception()
+
+
+async def test_a_send_timeout_closes_the_writer_and_reads_raise() -> None:
+    read: list[BaseException | bytes] = []
+
+    async def read_during_the_loss(reader: compat.StreamReader) -> None:
+        try:
+            read.append(await reader.read())
+        except ConnectionError as exc:
+            read.append(exc)
+
+    async with (
+        raw_peer(send_timeout=0.2) as (reader, writer, _peer),
+        create_task_group() as tg,
+    ):
+        tg.start_soon(read_during_the_loss, reader)
+        writer.write(b"x" * 16 * 1024 * 1024)  # the peer never reads: times out
+        with fail_after(5), pytest.raises(ConnectionResetError, match="lost"):
+            await writer.wait_closed()
+        assert writer.is_closing()
+        lost = reader.exception()
+        assert isinstance(lost, ConnectionResetError)
+        assert isinstance(lost.__cause__, BrokenResourceError)
+        assert isinstance(lost.__cause__.__cause__, TimeoutError)
+        with fail_after(5):
+            await wait_all_tasks_blocked()
+    # The read waiting when the connection closed reports the loss, not an EOF.
+    assert read == [lost]
+
+
 async def test_write_eof_half_closes_after_the_buffer_and_reading_goes_on() -> None:
     async def count(reader: compat.StreamReader, writer: compat.StreamWriter) -> None:
         writer.write(b"%d" % len(await reader.read()))
@@ -694,6 +764,17 @@ async def test_write_after_write_eof_raises_runtime_error() -> None:
             writer.write(b"x")
         with pytest.raises(RuntimeError, match=r"writelines\(\) after write_eof"):
             writer.writelines([b"x"])
+
+
+async def test_writelines_after_write_eof_checks_the_items_first_before_3_12() -> None:
+    async with raw_peer() as (_reader, writer, _peer):
+        writer.write_eof()
+        if sys.version_info < (3, 12):  # asyncio joins the items first
+            expected, message = TypeError, r"sequence item 1: .* int found"
+        else:
+            expected, message = RuntimeError, r"writelines\(\) after write_eof"
+        with pytest.raises(expected, match=message):
+            writer.writelines([b"x", 1])  # type: ignore[list-item]
 
 
 async def test_write_eof_twice_is_harmless() -> None:

@@ -158,6 +158,16 @@ def test_a_failure_after_close_is_ignored() -> None:
     assert lifecycle.error is None
 
 
+def test_a_failure_calls_the_failure_callbacks_once() -> None:
+    lifecycle = in_state(State.OPEN)
+    called: list[BaseException] = []
+    lifecycle.on_fail.append(called.append)
+    failure = Boom()
+    lifecycle.fail(failure)
+    assert called == [failure]
+    assert lifecycle.on_fail == []
+
+
 def test_a_failure_during_a_wait_is_reported_even_after_a_close() -> None:
     lifecycle = in_state(State.BROKEN)
     lifecycle.close()

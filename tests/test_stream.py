@@ -969,6 +969,31 @@ async def test_failure_wakes_waiting_tasks_with_broken(method: str) -> None:
         assert isinstance(errors[0].__cause__, Boom)
 
 
+async def test_failure_callbacks_are_called_once_with_the_failure() -> None:
+    called: list[tuple[str, BaseException]] = []
+    async with buffered_scripted_stream() as (out, wire):
+        out._on_failure(lambda exc: called.append(("before", exc)))
+        failure = Boom("wire cut")
+        wire.fail_next(failure)
+        out.write(b"lost")
+        await wait_all_tasks_blocked()
+        assert called == [("before", failure)]
+        out._on_failure(lambda exc: called.append(("after", exc)))
+        assert called == [("before", failure), ("after", failure)]
+        with pytest.raises(BrokenResourceError):
+            await out.flush()
+    assert called == [("before", failure), ("after", failure)]
+
+
+async def test_failure_callbacks_are_not_called_after_a_close() -> None:
+    called: list[BaseException] = []
+    async with buffered_scripted_stream() as (out, _wire):
+        out._on_failure(called.append)
+        out.write(b"sent")
+    out._on_failure(called.append)
+    assert called == []
+
+
 async def test_unreported_failure_is_raised_on_exit() -> None:
     wire = ScriptedSendStream()
     with pytest.raises(BrokenResourceError) as caught:  # noqa: PT012 - by the exit

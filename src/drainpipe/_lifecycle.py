@@ -231,7 +231,15 @@ class Lifecycle:
     :param name: the stream's class name, for error messages
     """
 
-    __slots__ = ("_buffer", "_name", "_waiters", "error", "error_reported", "state")
+    __slots__ = (
+        "_buffer",
+        "_name",
+        "_waiters",
+        "error",
+        "error_reported",
+        "on_fail",
+        "state",
+    )
 
     def __init__(self, buffer: SendBuffer, waiters: Waiters[Any], name: str) -> None:
         self._buffer = buffer
@@ -243,6 +251,10 @@ class Lifecycle:
         self.error: BaseException | None = None
         #: whether a call has raised :attr:`error` yet
         self.error_reported = False
+        #: called once each, with :attr:`error`, when the stream breaks (for
+        #: code that owns the stream and must learn of a failure that no call
+        #: reported, such as one of the flush task)
+        self.on_fail: list[Callable[[BaseException], object]] = []
 
     def __repr__(self) -> str:
         return f"<Lifecycle {self.state.value}>"
@@ -332,8 +344,9 @@ class Lifecycle:
         self._waiters.closed().set()
 
     def fail(self, exc: BaseException) -> None:
-        """The wrapped stream failed: -> BROKEN, dropping the buffer and waking
-        every waiter. Ignored once CLOSED (drainpipe closed it underneath)."""
+        """The wrapped stream failed: -> BROKEN, dropping the buffer, waking
+        every waiter and calling the :attr:`on_fail` callbacks. Ignored once
+        CLOSED (drainpipe closed it underneath)."""
         if self.state is CLOSED:
             return
 
@@ -341,6 +354,9 @@ class Lifecycle:
         self._become(BROKEN)
         self._buffer.drop()
         self._waiters.wake_all()
+        callbacks, self.on_fail = self.on_fail, []
+        for callback in callbacks:
+            callback(exc)
 
     def begin_eof(self) -> None:
         """OPEN -> EOF, once ``send_eof()`` has flushed.

@@ -20,7 +20,7 @@ from anyio.abc import ByteSendStream
 
 from ._checkpoints import wait
 from ._core import DEFAULT_HIGH_WATER, LARGE_CHUNK, SendBuffer, check_send_timeout
-from ._lifecycle import CLOSED, OPEN, CloseAction, Lifecycle, Waiters
+from ._lifecycle import BROKEN, CLOSED, OPEN, CloseAction, Lifecycle, Waiters
 from ._parking import parking_for
 from ._transmit import SendTimedOut, choose_transmit
 
@@ -783,6 +783,23 @@ class BufferedByteSendStream(ByteSendStream):
             send_calls=buffer.send_calls,
             tasks_waiting=self._waiters.tasks_waiting,
         )
+
+    def _on_failure(self, callback: Callable[[BaseException], object]) -> None:
+        """Internal: call ``callback`` once, with the wrapped stream's failure, when
+        the stream breaks (at once if it is broken already).
+
+        For code that owns the stream and must learn of a failure that no call of
+        its own reported, such as one the flush task met (``drainpipe.compat``
+        closes the connection then, as asyncio's transport does). ``callback``
+        runs synchronously, in the task that saw the failure, and must not raise.
+        Not called after a close.
+        """
+        lifecycle = self._lifecycle
+        if lifecycle.state is BROKEN:
+            assert lifecycle.error is not None
+            callback(lifecycle.error)
+        elif lifecycle.state is not CLOSED:
+            lifecycle.on_fail.append(callback)
 
     @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:

@@ -39,14 +39,15 @@ class ConnectionState:
         self.on_eof: Callable[[], None] | None = None
 
     def lose(self, error: BaseException) -> OSError:
-        """Record the connection as lost with AnyIO's ``error``; return asyncio's
-        exception for it (see :func:`connection_error`)."""
-        lost = connection_error(error)
+        """Record the connection as lost with AnyIO's ``error``, unless it was
+        lost already; return the recorded exception, asyncio's for the first
+        error (see :func:`connection_error`), which every later call raises as
+        asyncio's reader and writer raise the reader's exception."""
         if self.error is None:
-            self.error = lost
+            self.error = connection_error(error)
             if self.on_lost is not None:
                 self.on_lost()
-        return lost
+        return self.error
 
     def end(self) -> None:
         """Record the peer's end of stream."""

@@ -75,18 +75,28 @@ class StreamReader:
             data = await self.receive_stream.receive()
         except EndOfStream:
             self._state.end()
+            return
         except ClosedResourceError:
-            self._state.eof_received = True  # closed on this side
+            # Closed on this side: an end of stream, unless it closed because the
+            # connection was lost (its writer met the loss; raised below, out of
+            # this handler, so that the shared error keeps its cause and context).
+            if self._state.error is None:
+                self._state.eof_received = True
+                return
         except BrokenResourceError as exc:
             if ragged_eof(exc):
                 self._state.end()
                 return
 
-            raise self._state.lose(exc) from exc
+            raise self._state.lose(exc)  # noqa: B904 - lose() keeps the first cause
         else:
             self._buffer += data
+            return
         finally:
             self._waiting = False
+
+        if self._state.error is not None:  # closed because the connection was lost
+            raise self._state.error
 
     async def read(self, n: int = -1) -> bytes:
         """Read up to ``n`` bytes; with ``n < 0``, read until the end of stream.

@@ -132,6 +132,15 @@ class Shutdown:
         state.on_lost = self._connection_lost
         if isinstance(send_stream.send_stream, TLSStream):
             state.on_eof = self.close
+        # A failure that only the flush task saw (the peer reset the connection
+        # during a send, or send_timeout) loses the connection too, as a failed
+        # write closes asyncio's transport.
+        send_stream._on_failure(self._send_stream_broke)
+
+    def _send_stream_broke(self, error: BaseException) -> None:
+        broken = BrokenResourceError(f"the wrapped stream failed: {error!r}")
+        broken.__cause__ = error
+        self._state.lose(broken)
 
     def write_eof(self) -> None:
         """Schedule flush-then-half-close, unless closing or already scheduled."""
@@ -187,8 +196,12 @@ class Shutdown:
         try:
             with self._close_scope:
                 # Flushed before aclose(), which refuses writes, so that writes
-                # after close() join the buffer while it still holds bytes.
-                await self._send_stream.flush()
+                # after close() join the buffer while it still holds bytes: until
+                # the buffer is empty, as a flush() waits only for the bytes
+                # written before it. aclose() follows with no checkpoint between:
+                # it refuses writes before its first one.
+                while self._send_stream.buffered_bytes:
+                    await self._send_stream.flush()
                 await self._send_stream.aclose()
             if self._close_scope.cancel_called:  # aborted, maybe before aclose()
                 await aclose_forcefully(self._send_stream)
@@ -272,7 +285,9 @@ class StreamWriter:
         :raises OSError: if the connection was lost
         :raises TypeError: if an item is not a bytes-like object
         """
-        if self._shutdown.eof_scheduled:  # before the items, as in asyncio 3.12
+        # Before the items, as in asyncio from 3.12 on; after them before (it
+        # joins them first, and a bad one raises TypeError), in _enqueue().
+        if self._shutdown.eof_scheduled and not _JOINS_ITEMS:
             raise RuntimeError("Cannot call writelines() after write_eof()")
 
         items = list(data)
@@ -292,7 +307,7 @@ class StreamWriter:
         try:
             enqueue(data)
         except BrokenResourceError as exc:
-            raise self._state.lose(exc) from exc
+            raise self._state.lose(exc)  # noqa: B904 - lose() keeps the first cause
         except ClosedResourceError:
             pass  # the close has sent everything, or the connection was lost
         else:
@@ -342,7 +357,7 @@ class StreamWriter:
         try:
             await self.send_stream.drain()
         except BrokenResourceError as exc:
-            raise self._state.lose(exc) from exc
+            raise self._state.lose(exc)  # noqa: B904 - lose() keeps the first cause
         except ClosedResourceError:
             return  # closed while waiting: asyncio wakes its waiters normally
 
