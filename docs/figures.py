@@ -39,6 +39,17 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+# The goals, as ``python -m drainpipe bench`` prints them beside its figures.
+from drainpipe._bench import (
+    CEILING_GOAL,
+    IMPORT_GOAL_MS,
+    LARGE_GOAL,
+    LARGE_GOAL_SIZE,
+    LATENCY_GOAL,
+    RSS_GOAL,
+    TLS_GOAL,
+)
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
@@ -54,16 +65,6 @@ README_END = "<!-- end of figures -->"
 TIMES = "\N{MULTIPLICATION SIGN}"
 DASH = "\N{EN DASH}"
 
-#: The release's goals, as ``python -m drainpipe bench`` prints them: small
-#: messages at CEILING_GOAL % of the interpreter's ceiling or more (the goal that
-#: carries from one machine to another), 64 KiB messages at least as fast as direct
-#: sends, TLS, latency, and memory under a slow consumer.
-CEILING_GOAL = 50
-LARGE_GOAL_SIZE, LARGE_GOAL = 64 * 1024, 1.0
-TLS_GOAL = 30.0
-LATENCY_GOAL = 1.2
-RSS_GOAL = 4 * 1024 * 1024
-IMPORT_GOAL_MS = 10
 
 Results = dict[str, Any]
 
