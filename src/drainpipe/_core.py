@@ -12,7 +12,21 @@ from __future__ import annotations
 import sys
 from collections import deque
 from itertools import accumulate, repeat
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+try:
+    # Read by mypyc when it compiles this module; a no-op when it runs as Python.
+    from mypy_extensions import mypyc_attr
+except ImportError:  # pragma: no cover - mypy is installed wherever tests run
+
+    def mypyc_attr(*attrs: str, **kwattrs: object) -> Any:  # type: ignore[misc]
+        """Without mypy_extensions (drainpipe needs it only to be compiled):
+        return the class unchanged (test_import.py runs this)."""
+        return lambda cls: cls
+
 
 #: Default high watermark, in bytes (asyncio's transports use the same).
 DEFAULT_HIGH_WATER: Final = 64 * 1024
@@ -61,7 +75,7 @@ def _check_water_marks(high_water: object, low_water: object) -> tuple[int, int]
     return high_water, low_water
 
 
-def water_marks(high_water: object, low_water: object | None) -> tuple[int, int]:
+def water_marks(high_water: object, low_water: object) -> tuple[int, int]:
     """Validate a pair of watermarks; ``low_water=None`` means ``high_water // 4``.
 
     :raises TypeError: if either is not an :class:`int` (``bool`` included)
@@ -167,8 +181,8 @@ class SendBuffer:
 
     def __init__(
         self,
-        high_water: int = DEFAULT_HIGH_WATER,
-        low_water: int | None = None,
+        high_water: object = DEFAULT_HIGH_WATER,
+        low_water: object = None,
         *,
         slice_large: bool = False,
     ) -> None:
@@ -418,8 +432,10 @@ class SendBuffer:
 
         return False
 
-    def set_water_marks(self, high_water: int, low_water: int | None = None) -> bool:
-        """Change the watermarks and re-evaluate the paused state.
+    def set_water_marks(self, high_water: object, low_water: object = None) -> bool:
+        """Change the watermarks and re-evaluate the paused state (checked as for
+        the constructor: the arguments are typed ``object`` so that a compiled
+        build reports a bad one as :func:`water_marks` does, not as mypyc would).
 
         Paused if ``buffered_bytes > high_water``, not paused if
         ``buffered_bytes <= low_water``, else unchanged.
@@ -458,3 +474,120 @@ class SendBuffer:
         self.paused = False
         self._set_limit()
         return dropped
+
+
+#: Whether this module runs compiled by mypyc (see :class:`HotPath`) rather than as
+#: Python source.
+COMPILED: Final = not __file__.endswith(".py")
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)
+class HotPath:
+    """The calls a producer makes once per message: ``write()``, ``send()`` and a
+    ``drain()`` that has nothing to wait for.
+
+    :class:`~drainpipe.BufferedByteSendStream` inherits them. Their common case is
+    pure accounting (append to :attr:`SendBuffer.chunks` and count, or see that
+    :attr:`SendBuffer.limit` allows going on), so it lives here, in the core, where
+    a compiled build runs it as machine code; as Python each runs in one frame.
+    Everything else (checks, waits, waking the flush task) is the subclass's:
+    :meth:`_write_slow`, :meth:`_send_slow` and :meth:`_wait_for_resume`.
+    """
+
+    __slots__ = ("_buffer",)
+
+    _buffer: SendBuffer
+
+    def write(self, data: Buffer) -> None:
+        """Enqueue ``data`` and return at once; never blocks, never waits.
+
+        ``bytes`` is kept without a copy; mutable buffers (:class:`bytearray`,
+        :class:`memoryview`, :class:`array.array`, …) are copied at call time.
+        Empty data is a no-op. Call :meth:`drain` now and then to respect
+        back-pressure, or use :meth:`send`.
+
+        :raises TypeError: if ``data`` is not a bytes-like object (nothing is
+            enqueued)
+        :raises ValueError: if ``data`` is a released :class:`memoryview`
+            (nothing is enqueued)
+        :raises ~anyio.ClosedResourceError: after :meth:`aclose` or
+            :meth:`send_eof`
+        :raises ~anyio.BrokenResourceError: if the wrapped stream failed
+        :raises RuntimeError: if the stream has not been entered with
+            ``async with``
+        """
+        # The common case: see SendBuffer.write_limit.
+        if type(data) is bytes:
+            buffer = self._buffer
+            size = len(data)
+            written = buffer.bytes_written + size
+            if 0 < size < LARGE_CHUNK and written <= buffer.write_limit:
+                buffer.chunks.append(data)
+                buffer.bytes_written = written
+                return
+
+        self._write_slow(data)
+
+    async def send(self, item: Buffer) -> None:
+        """Wait while the stream is paused, then enqueue ``item``.
+
+        Returns without yielding to the event loop when the stream is not paused.
+        Waiting senders are served first come, first served, and a later
+        :meth:`send` never overtakes a waiting one.
+
+        If cancelled while waiting, nothing was enqueued: retrying is safe. If it
+        waited, a cancellation pending when the wait ends is raised (enqueueing
+        nothing, and passing the turn on), even if its turn came first.
+
+        :raises TypeError: if ``item`` is not a bytes-like object
+        :raises ValueError: if ``item`` is a released :class:`memoryview`
+        :raises ~anyio.ClosedResourceError: after :meth:`aclose` or
+            :meth:`send_eof`, also when it happens while waiting
+        :raises ~anyio.BrokenResourceError: if the wrapped stream failed, also
+            while waiting
+        :raises RuntimeError: if the stream has not been entered with
+            ``async with``
+        """
+        # The common case: see SendBuffer.limit.
+        if type(item) is bytes:
+            buffer = self._buffer
+            size = len(item)
+            written = buffer.bytes_written + size
+            if 0 < size < LARGE_CHUNK and written <= buffer.limit:
+                buffer.chunks.append(item)
+                buffer.bytes_written = written
+                return
+
+        await self._send_slow(item)
+
+    async def drain(self) -> None:
+        """Return at once if the stream is not paused; otherwise wait until the
+        buffer falls to :attr:`low_water`.
+
+        Like asyncio's ``StreamWriter.drain()``, this does not yield to the event
+        loop when the stream is not paused. If it waited, a cancellation pending
+        when the wait ends is raised, even if the stream resumed first. Cancelling
+        it has no other effect.
+
+        :raises ~anyio.ClosedResourceError: if the stream is closed, also while
+            waiting
+        :raises ~anyio.BrokenResourceError: if the wrapped stream failed, also
+            while waiting
+        :raises RuntimeError: if the stream has not been entered with
+            ``async with``
+        """
+        # Paused, or not open: see SendBuffer.limit.
+        if self._buffer.limit < 0:
+            await self._wait_for_resume()
+
+    def _write_slow(self, data: Buffer) -> None:
+        """``write()`` when its common case does not apply."""
+        raise NotImplementedError
+
+    async def _send_slow(self, item: Buffer) -> None:
+        """``send()`` when its common case does not apply."""
+        raise NotImplementedError
+
+    async def _wait_for_resume(self) -> None:
+        """``drain()`` when the buffer's limit says it may have to wait."""
+        raise NotImplementedError

@@ -19,7 +19,7 @@ from anyio import BrokenResourceError, WouldBlock
 from anyio.abc import ByteSendStream
 
 from ._checkpoints import wait
-from ._core import DEFAULT_HIGH_WATER, LARGE_CHUNK, SendBuffer, check_send_timeout
+from ._core import DEFAULT_HIGH_WATER, HotPath, SendBuffer, check_send_timeout
 from ._lifecycle import BROKEN, CLOSED, OPEN, CloseAction, Lifecycle, Waiters
 from ._parking import parking_for
 from ._transmit import SendTimedOut, choose_transmit
@@ -115,7 +115,7 @@ class BufferStatistics:
     tasks_waiting: int
 
 
-class BufferedByteSendStream(ByteSendStream):
+class BufferedByteSendStream(HotPath, ByteSendStream):
     """A write-behind buffer with back-pressure in front of any AnyIO byte stream.
 
     :meth:`write` stores bytes and returns at once; a background *flush task*
@@ -341,37 +341,12 @@ class BufferedByteSendStream(ByteSendStream):
 
     # -- writing -----------------------------------------------------------------
 
-    def write(self, data: Buffer) -> None:
-        """Enqueue ``data`` and return at once; never blocks, never waits.
-
-        ``bytes`` is kept without a copy; mutable buffers (:class:`bytearray`,
-        :class:`memoryview`, :class:`array.array`, …) are copied at call time.
-        Empty data is a no-op. Call :meth:`drain` now and then to respect
-        back-pressure, or use :meth:`send`.
-
-        :raises TypeError: if ``data`` is not a bytes-like object (nothing is
-            enqueued)
-        :raises ValueError: if ``data`` is a released :class:`memoryview`
-            (nothing is enqueued)
-        :raises ~anyio.ClosedResourceError: after :meth:`aclose` or
-            :meth:`send_eof`
-        :raises ~anyio.BrokenResourceError: if the wrapped stream failed
-        :raises RuntimeError: if the stream has not been entered with
-            ``async with``
-        """
+    def _write_slow(self, data: Buffer) -> None:
         if type(data) is not bytes:
             self._lifecycle.check_writable()
             data = _snapshot(data)
 
-        # The common case in one frame: see SendBuffer.write_limit.
-        buffer = self._buffer
-        size = len(data)
-        written = buffer.bytes_written + size
-        if 0 < size < LARGE_CHUNK and written <= buffer.write_limit:
-            buffer.chunks.append(data)
-            buffer.bytes_written = written
-        else:
-            self._enqueue(data)
+        self._enqueue(data)
 
     def _enqueue(self, data: bytes) -> None:
         """Enqueue ``data`` if the stream is open and ``data`` is not empty, waking
@@ -438,44 +413,13 @@ class BufferedByteSendStream(ByteSendStream):
 
             self._enqueue(item)
 
-    async def send(self, item: Buffer) -> None:
-        """Wait while the stream is paused, then enqueue ``item``.
-
-        Returns without yielding to the event loop when the stream is not paused.
-        Waiting senders are served first come, first served, and a later
-        :meth:`send` never overtakes a waiting one.
-
-        If cancelled while waiting, nothing was enqueued: retrying is safe. If it
-        waited, a cancellation pending when the wait ends is raised (enqueueing
-        nothing, and passing the turn on), even if its turn came first.
-
-        :raises TypeError: if ``item`` is not a bytes-like object
-        :raises ValueError: if ``item`` is a released :class:`memoryview`
-        :raises ~anyio.ClosedResourceError: after :meth:`aclose` or
-            :meth:`send_eof`, also when it happens while waiting
-        :raises ~anyio.BrokenResourceError: if the wrapped stream failed, also
-            while waiting
-        :raises RuntimeError: if the stream has not been entered with
-            ``async with``
-        """
+    async def _send_slow(self, item: Buffer) -> None:
+        """The checks, and the wait for its turn while paused or behind other
+        senders."""
+        self._lifecycle.check_writable()
         if type(item) is not bytes:
-            self._lifecycle.check_writable()
             item = _snapshot(item)
 
-        # The common case in one frame: see SendBuffer.limit.
-        buffer = self._buffer
-        size = len(item)
-        written = buffer.bytes_written + size
-        if 0 < size < LARGE_CHUNK and written <= buffer.limit:
-            buffer.chunks.append(item)
-            buffer.bytes_written = written
-        else:
-            await self._send_in_turn(item)
-
-    async def _send_in_turn(self, item: bytes) -> None:
-        """``send()`` when its one-frame case does not apply: the checks, and the
-        wait for its turn while paused or behind other senders."""
-        self._lifecycle.check_writable()
         if not item:
             return
 
@@ -510,26 +454,6 @@ class BufferedByteSendStream(ByteSendStream):
         waiters.take_turn()
 
     # -- waiting -----------------------------------------------------------------
-
-    async def drain(self) -> None:
-        """Return at once if the stream is not paused; otherwise wait until the
-        buffer falls to :attr:`low_water`.
-
-        Like asyncio's ``StreamWriter.drain()``, this does not yield to the event
-        loop when the stream is not paused. If it waited, a cancellation pending when
-        the wait ends is raised, even if the stream resumed first. Cancelling it has
-        no other effect.
-
-        :raises ~anyio.ClosedResourceError: if the stream is closed, also while
-            waiting
-        :raises ~anyio.BrokenResourceError: if the wrapped stream failed, also
-            while waiting
-        :raises RuntimeError: if the stream has not been entered with
-            ``async with``
-        """
-        # Paused, or not open: see SendBuffer.limit.
-        if self._buffer.limit < 0:
-            await self._wait_for_resume()
 
     async def _wait_for_resume(self) -> None:
         self._lifecycle.check_waitable()
