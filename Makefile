@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 PYTEST_TIMEOUT ?= 60
 
-.PHONY: help demo test lint typecheck pytest test-all test-slow bench docs figures plots clean
+.PHONY: help demo test lint typecheck pytest pytest-compiled test-all test-slow bench docs figures plots clean
 
 help:
 	@echo "make demo       run the demo (python -m drainpipe)"
@@ -52,13 +52,40 @@ DOCS_TYPED := docs/figures.py docs/differential_table.py docs/overhead.py docs/c
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy --strict src tests examples $(DOCS_TYPED)
 
+# DRAINPIPE_CORE tells tests/test_build.py which core this run must be testing.
 pytest: $(VENV)/.dev
 	rm -f .coverage .coverage.*
-	$(BIN)/python -m coverage run -m pytest -m "not slow" $(PYTEST_ARGS)
+	DRAINPIPE_CORE=python $(BIN)/python -m coverage run -m pytest -m "not slow" \
+	  $(PYTEST_ARGS)
 	$(BIN)/python -m coverage combine -q
 	$(BIN)/python -m coverage report
 
-test: lint typecheck pytest
+# The suite again against a wheel built as users get it, its core compiled by mypyc
+# (hatch_build.py), in a venv of its own. Where there is no C compiler the wheel is
+# pure Python, and this run is skipped with a message; where there is one, the core
+# must have compiled.
+COMPILED_VENV := .venv-compiled
+$(COMPILED_VENV)/.dev: pyproject.toml hatch_build.py $(shell find src -name '*.py')
+	$(MAKE) --no-print-directory VENV=$(COMPILED_VENV) $(COMPILED_VENV)/bin/python
+	$(COMPILED_VENV)/bin/python -m pip --disable-pip-version-check -q install \
+	  ".[trio]" --group test --group examples
+	$(COMPILED_VENV)/bin/python -m pip --disable-pip-version-check -q install \
+	  --force-reinstall --no-deps .
+	@touch $@
+
+pytest-compiled: $(COMPILED_VENV)/.dev
+	@if $(COMPILED_VENV)/bin/python -c \
+	    "import drainpipe._core as c; raise SystemExit(not c.COMPILED)"; then \
+	  echo "== the suite on the compiled core"; \
+	  DRAINPIPE_CORE=compiled $(COMPILED_VENV)/bin/python -m pytest -m "not slow" \
+	    $(PYTEST_ARGS); \
+	elif command -v "$${CC:-cc}" >/dev/null; then \
+	  echo "the core did not compile, yet there is a C compiler"; exit 1; \
+	else \
+	  echo "== no C compiler: the wheel is pure Python, its run is skipped"; \
+	fi
+
+test: lint typecheck pytest pytest-compiled
 
 # The suite on the oldest and newest Pythons present, each in its own venv, then
 # on the lowest AnyIO that pyproject.toml allows. An interpreter is looked for on

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 # The goals, as ``python -m drainpipe bench`` prints them beside its figures.
 from drainpipe._bench import (
     CEILING_GOAL,
+    CORES,
     IMPORT_GOAL_MS,
     LARGE_GOAL,
     LARGE_GOAL_SIZE,
@@ -115,6 +116,8 @@ def machine(results: Results) -> str:
     """The machine and versions a run came from, in one line."""
     m = results["machine"]
     versions = ", ".join(f"{name} {v}" for name, v in m["versions"].items() if v)
+    if "core" in m:  # runs made before drainpipe's core could be compiled: Python
+        versions += f" ({CORES[m['core']]})"
     return (
         f"{m.get('cpu', '?')}, {m['cpus']} CPUs, {m['platform']}, "
         f"Python {m['python']}, {versions}, {m['date']}"

@@ -36,7 +36,7 @@ import anyio
 from anyio.abc import UNIXSocketStream
 from anyio.streams.tls import TLSStream
 
-from ._core import DEFAULT_HIGH_WATER
+from ._core import COMPILED, DEFAULT_HIGH_WATER
 from ._stream import BufferedByteSendStream
 
 if TYPE_CHECKING:
@@ -1023,6 +1023,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "date": time.strftime("%Y-%m-%d"),
         "versions": versions,
+        "core": CORE,
     }
 
 
@@ -1038,9 +1039,16 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()  # pragma: no cover
 
 
+#: Which of drainpipe's cores runs here (see hatch_build.py), as the JSON says it.
+CORE = "compiled" if COMPILED else "python"
+#: The same in words, by what the JSON says.
+CORES = {"compiled": "core compiled by mypyc", "python": "pure-Python core"}
+
+
 def describe(info: dict[str, Any]) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items() if v)
     return (
         f"{info['platform']}, {info['cpu']}, {info['cpus']} CPUs, "
-        f"Python {info['python']}, {versions}, {info['date']}"
+        f"Python {info['python']}, {versions} ({CORES[info['core']]}), "
+        f"{info['date']}"
     )

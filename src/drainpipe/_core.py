@@ -15,17 +15,16 @@ from itertools import accumulate, repeat
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
+    # Read by mypyc when it compiles this module: see HotPath.
+    from mypy_extensions import mypyc_attr
     from typing_extensions import Buffer
 
-try:
-    # Read by mypyc when it compiles this module; a no-op when it runs as Python.
-    from mypy_extensions import mypyc_attr
-except ImportError:  # pragma: no cover - mypy is installed wherever tests run
 
-    def mypyc_attr(*attrs: str, **kwattrs: object) -> Any:  # type: ignore[misc]
-        """Without mypy_extensions (drainpipe needs it only to be compiled):
-        return the class unchanged (test_import.py runs this)."""
-        return lambda cls: cls
+def mypyc_attr(*attrs: str, **kwattrs: object) -> Any:  # type: ignore[no-redef]
+    """At run time, compiled or not, a no-op: mypyc reads the decorator from the
+    import above when it compiles this module, and drainpipe does not need
+    mypy_extensions at run time."""
+    return lambda cls: cls
 
 
 #: Default high watermark, in bytes (asyncio's transports use the same).

@@ -1,0 +1,129 @@
+"""The two builds of drainpipe's core: compiled by mypyc, and pure Python.
+
+``make test`` runs the suite twice: on the editable install, whose core is the
+Python source (with coverage), and on a wheel built as users get it, whose core
+mypyc compiled (``hatch_build.py``). ``DRAINPIPE_CORE`` says which core a run must
+be testing, so that neither run can test the other core by mistake. The wheel
+builds themselves are slow tests.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import drainpipe._core
+from drainpipe._core import COMPILED, HotPath
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_the_core_is_the_one_this_run_expects() -> None:
+    # A compiled method is a C descriptor, not a Python function.
+    compiled = not isinstance(HotPath.__dict__["write"], type(build_wheel))
+    assert compiled == COMPILED
+    assert drainpipe._core.__file__.endswith(".py") != COMPILED
+    expected = os.environ.get("DRAINPIPE_CORE")
+    if expected is not None:
+        assert expected in {"compiled", "python"}, expected
+        assert (expected == "compiled") == COMPILED
+
+
+def test_the_python_core_needs_no_mypy_extensions() -> None:
+    """The core names mypyc's decorator, which comes with mypy, not with
+    drainpipe's dependencies: importing and using it must not need it."""
+    code = (
+        "import sys; sys.modules['mypy_extensions'] = None; "
+        "import anyio, drainpipe; "
+        "from drainpipe.testing import buffered_scripted_stream\n"
+        "async def main():\n"
+        "    async with buffered_scripted_stream() as (out, wire):\n"
+        "        out.write(b'ok'); await out.send(b'!'); await out.drain()\n"
+        "    assert wire.data == b'ok!', wire.data\n"
+        "anyio.run(main)\n"
+        "print('mypy_extensions' in sys.modules and sys.modules['mypy_extensions'])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "None"
+
+
+def build_wheel(tmp_path: Path, **environment: str) -> Path:
+    """Build drainpipe's wheel from a copy of the project (a build compiles in
+    place, and must not touch the tree the other tests import) and return it."""
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("pyproject.toml", "hatch_build.py", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, project / name)
+    shutil.copytree(
+        ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "-q",
+            "-w",
+            wheels,
+            project,
+        ],
+        check=True,
+        env={**os.environ, **environment},
+    )
+    (wheel,) = wheels.glob("drainpipe-*.whl")
+    return wheel
+
+
+def extensions_in(wheel: Path) -> list[str]:
+    with zipfile.ZipFile(wheel) as archive:
+        return sorted(
+            name for name in archive.namelist() if name.endswith((".so", ".pyd"))
+        )
+
+
+def compiler_found() -> bool:
+    """Whether the C compiler a build would use is installed."""
+    return shutil.which(os.environ.get("CC", "cc")) is not None
+
+
+@pytest.mark.slow
+def test_the_wheel_carries_the_compiled_core_where_a_compiler_is_found(
+    tmp_path: Path,
+) -> None:
+    wheel = build_wheel(tmp_path)
+    if compiler_found():
+        assert not wheel.name.endswith("-py3-none-any.whl"), wheel.name
+        stems = [name.split(".")[0] for name in extensions_in(wheel)]
+        assert stems == ["drainpipe/_core", "drainpipe/_core__mypyc"]
+    else:
+        assert wheel.name.endswith("-py3-none-any.whl"), wheel.name
+    # hatch-mypyc compiles in place; hatch_build.py removes what it left.
+    leftovers = [path.name for path in (tmp_path / "project").rglob("*.so")]
+    assert leftovers == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "environment",
+    [{"CC": "false"}, {"DRAINPIPE_PURE_PYTHON": "1"}],
+    ids=["no-working-compiler", "DRAINPIPE_PURE_PYTHON"],
+)
+def test_a_build_that_cannot_or_must_not_compile_gives_the_pure_wheel(
+    tmp_path: Path, environment: dict[str, str]
+) -> None:
+    wheel = build_wheel(tmp_path, **environment)
+    assert wheel.name.endswith("-py3-none-any.whl"), wheel.name
+    assert extensions_in(wheel) == []
+    with zipfile.ZipFile(wheel) as archive:
+        assert "drainpipe/_core.py" in archive.namelist()
