@@ -15,6 +15,7 @@ import sys
 import warnings
 from importlib.metadata import version as distribution_version
 from pathlib import Path
+from typing import Any
 
 from sphinx.deprecation import RemovedInSphinx10Warning
 
@@ -68,3 +69,16 @@ always_use_bars_union = True
 html_theme = "furo"
 html_title = f"drainpipe {release}"
 html_static_path = ["_static"]
+
+
+def hide_private_bases(
+    app: object, name: str, obj: object, options: object, bases: list[type]
+) -> None:
+    """Leave drainpipe's private classes out of the bases a class page shows: the
+    compiled core's HotPath holds write(), send() and drain() of
+    BufferedByteSendStream, which the page shows as its own."""
+    bases[:] = [base for base in bases if not base.__module__.startswith("drainpipe._")]
+
+
+def setup(app: Any) -> None:
+    app.connect("autodoc-process-bases", hide_private_bases)

@@ -635,9 +635,12 @@ def small_summary(results: Results) -> str:
     return summary
 
 
-def readme_figures(results: Results, others: list[Results]) -> str:
+def readme_figures(
+    results: Results, others: list[Results], python_core: Results | None = None
+) -> str:
     """The README's figures: ranges over backends and calls, each with the machine
-    it came from; scenario 1 also from the runs on ``others`` machines."""
+    it came from; scenario 1 also from ``python_core``, a run on drainpipe's
+    pure-Python core, and from the runs on ``others`` machines."""
     scenarios = results["scenarios"]
     small = scenarios["small"]
     lines = []
@@ -683,6 +686,15 @@ def readme_figures(results: Results, others: list[Results]) -> str:
         + ("at or below" if peak_ok else "**not** at or below")
         + " `high_water` + one message on every backend."
     )
+    if python_core is not None:
+        lines += [
+            "",
+            (
+                f"The same small messages on drainpipe's pure-Python core, which an "
+                f"install without a C compiler gets (`{command(python_core)}` on "
+                f"{machine(python_core)}): {small_summary(python_core)}."
+            ),
+        ]
     if others:
         lines += ["", "Small messages on other machines:", ""]
         lines += [
@@ -726,6 +738,7 @@ def includes() -> dict[str, Callable[[], str]]:
     """Every include file under ``docs/_static``, and how to make it."""
     return {
         "bench_small.md": lambda: small_table(read("bench.json")),
+        "bench_small_python.md": lambda: small_table(read("bench_python.json")),
         "bench_large.md": lambda: large_table(read("bench.json")),
         "bench_tls.md": lambda: tls_table(read("bench.json")),
         "bench_latency.md": lambda: latency_table(read("bench.json")),
@@ -753,7 +766,10 @@ def other_machines() -> list[Results]:
 
 def readme() -> str:
     text = README.read_text(encoding="utf-8")
-    return replace_block(text, readme_figures(read("bench.json"), other_machines()))
+    return replace_block(
+        text,
+        readme_figures(read("bench.json"), other_machines(), read("bench_python.json")),
+    )
 
 
 def main(argv: list[str]) -> None:

@@ -9,17 +9,21 @@ builds themselves are slow tests.
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Coroutine
 from pathlib import Path
 
 import pytest
 
 import drainpipe._core
+from drainpipe import BufferedByteSendStream
 from drainpipe._core import COMPILED, HotPath
+from drainpipe.testing import buffered_scripted_stream
 
 ROOT = Path(__file__).parent.parent
 
@@ -33,6 +37,22 @@ def test_the_core_is_the_one_this_run_expects() -> None:
     if expected is not None:
         assert expected in {"compiled", "python"}, expected
         assert (expected == "compiled") == COMPILED
+
+
+@pytest.mark.anyio
+async def test_the_hot_path_is_made_of_coroutine_functions_on_either_core() -> None:
+    """Code that checks before awaiting (a framework's callback, a task spawner)
+    must see send() and drain() as what they are, compiled or not."""
+    async with buffered_scripted_stream() as (out, wire):
+        for method in (out.send, out.drain, BufferedByteSendStream.send):
+            assert inspect.iscoroutinefunction(method), method
+        assert not inspect.iscoroutinefunction(out.write)
+        coroutine = out.send(b"sent")
+        assert isinstance(coroutine, Coroutine)
+        await coroutine
+        await out.drain()
+        out.write(b" and written")
+    assert wire.data == b"sent and written"
 
 
 def test_the_python_core_needs_no_mypy_extensions() -> None:

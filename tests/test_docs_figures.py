@@ -29,6 +29,7 @@ INCLUDES = figures.includes()
 #: The page that shows each include file.
 SHOWN_BY = {
     "bench_small.md": "performance.md",
+    "bench_small_python.md": "performance.md",
     "bench_large.md": "performance.md",
     "bench_tls.md": "performance.md",
     "bench_latency.md": "performance.md",
@@ -74,6 +75,18 @@ def test_runs_on_other_machines_are_summed_up_with_their_machine() -> None:
     assert f"- {figures.machine(other)} (`python -m drainpipe bench --quick`)" in block
     assert figures.small_summary(other) in block
     assert figures.small_summary(other) != figures.small_summary(results)
+
+
+def test_the_pure_python_core_is_summed_up_after_the_compiled_one() -> None:
+    results = json.loads((STATIC / "bench.json").read_text(encoding="utf-8"))
+    python_core = json.loads((STATIC / "bench_python.json").read_text("utf-8"))
+    assert results["machine"]["core"] == "compiled"
+    assert python_core["machine"]["core"] == "python"
+    block = figures.readme_figures(results, [], python_core)
+    assert block.startswith(figures.readme_figures(results, []).rstrip("\n"))
+    assert "(core compiled by mypyc)" in figures.machine(results)
+    assert f"{figures.small_summary(python_core)}." in block
+    assert "(pure-Python core)" in block
 
 
 def with_a_ceiling(results: dict[str, Any]) -> dict[str, Any]:
