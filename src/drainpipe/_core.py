@@ -135,8 +135,8 @@ class SendBuffer:
     ``high_water``, and stops being paused only when ``buffered_bytes`` falls to
     ``low_water`` or below (hysteresis, like asyncio's transports).
 
-    The shell's ``write()`` and ``send()`` run in one Python frame each, so their
-    common case cannot call :meth:`enqueue`: while ``bytes_written + len(data)``
+    :class:`HotPath`'s ``write()`` and ``send()`` run in one frame each, so their
+    common case does not call :meth:`enqueue`: while ``bytes_written + len(data)``
     stays at or below :attr:`write_limit` (``write()``) or :attr:`limit`
     (``send()``), they append ``data`` to :attr:`chunks` and set
     ``bytes_written`` themselves. That is all :meth:`enqueue` would do there. Both

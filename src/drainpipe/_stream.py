@@ -185,6 +185,21 @@ class BufferedByteSendStream(HotPath, ByteSendStream):
     .. versionadded:: 0.1
     """
 
+    # Slots, not the instance dictionary (which a subclass of the compiled core would
+    # otherwise allocate for every stream: the idle scenario of the performance
+    # page). AnyIO's TypedAttributeProvider has no __slots__, so arbitrary
+    # attributes can still be set.
+    __slots__ = (
+        "_flush_scope",
+        "_lifecycle",
+        "_send_timeout",
+        "_task_group",
+        "_transmit",
+        "_waiters",
+        "_wake_parked",
+        "send_stream",
+    )
+
     def __init__(
         self,
         send_stream: AnyByteSendStream,
