@@ -80,5 +80,17 @@ def hide_private_bases(
     bases[:] = [base for base in bases if not base.__module__.startswith("drainpipe._")]
 
 
+def skip_anyio_members(
+    app: object, what: str, name: str, obj: object, skip: bool, options: object
+) -> bool | None:
+    """Document what drainpipe's classes inherit from the compiled core (api.rst
+    asks for inherited members), not what they inherit from AnyIO: that is on
+    AnyIO's pages."""
+    function = getattr(obj, "fget", obj)
+    module = getattr(function, "__module__", None) or ""
+    return True if module.startswith("anyio") else None
+
+
 def setup(app: Any) -> None:
     app.connect("autodoc-process-bases", hide_private_bases)
+    app.connect("autodoc-skip-member", skip_anyio_members)

@@ -23,6 +23,7 @@ from anyio.streams.stapled import StapledObjectStream
 
 from drainpipe import BufferedByteSendStream, BufferedByteStream
 from drainpipe.testing import ScriptedSendStream
+from tests.test_stream import finishing_step, hot_frames, python_calls
 from tests.test_transports import payload, read_all, silent_peer, tcp_pair
 
 if TYPE_CHECKING:
@@ -47,6 +48,24 @@ async def memory_pair() -> AsyncIterator[
 async def test_it_is_anyios_buffered_byte_stream() -> None:
     async with memory_pair() as (ours, _):
         assert isinstance(BufferedByteStream(ours), AnyIOBufferedByteStream)
+
+
+async def test_its_write_send_and_drain_cost_what_the_send_sides_do() -> None:
+    """The send side's hot path, run on its buffer: one Python frame each as
+    Python, none compiled, and no call of the send side's own methods."""
+    async with memory_pair() as (ours, theirs), BufferedByteStream(ours) as connection:
+        connection.write(b"first")  # starts the flush task
+        assert python_calls(connection.write, b"m" * 100) == hot_frames("write")
+        send = connection.send(b"m" * 100)
+        drain = connection.drain()
+        for coroutine, name in ((send, "send"), (drain, "drain")):
+            assert python_calls(finishing_step, coroutine) == [
+                "finishing_step",
+                *hot_frames(name),
+            ]
+        assert connection.buffered_bytes == connection.send_side.buffered_bytes == 205
+        await connection.flush()
+        assert await theirs.receive() == b"first" + b"m" * 200
 
 
 async def test_receive_until_and_receive_exactly_come_from_anyio() -> None:

@@ -493,9 +493,9 @@ class HotPath:
     :meth:`_write_slow`, :meth:`_send_slow` and :meth:`_wait_for_resume`.
     """
 
-    __slots__ = ("_buffer",)
+    __slots__ = ("_send_buffer",)
 
-    _buffer: SendBuffer
+    _send_buffer: SendBuffer
 
     def write(self, data: Buffer) -> None:
         """Enqueue ``data`` and return at once; never blocks, never waits.
@@ -517,7 +517,7 @@ class HotPath:
         """
         # The common case: see SendBuffer.write_limit.
         if type(data) is bytes:
-            buffer = self._buffer
+            buffer = self._send_buffer
             size = len(data)
             written = buffer.bytes_written + size
             if 0 < size < LARGE_CHUNK and written <= buffer.write_limit:
@@ -549,7 +549,7 @@ class HotPath:
         """
         # The common case: see SendBuffer.limit.
         if type(item) is bytes:
-            buffer = self._buffer
+            buffer = self._send_buffer
             size = len(item)
             written = buffer.bytes_written + size
             if 0 < size < LARGE_CHUNK and written <= buffer.limit:
@@ -576,7 +576,7 @@ class HotPath:
             ``async with``
         """
         # Paused, or not open: see SendBuffer.limit.
-        if self._buffer.limit < 0:
+        if self._send_buffer.limit < 0:
             await self._wait_for_resume()
 
     def _write_slow(self, data: Buffer) -> None:

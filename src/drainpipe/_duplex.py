@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from anyio.streams.buffered import BufferedByteStream as AnyIOBufferedByteStream
 
-from ._core import DEFAULT_HIGH_WATER
+from ._core import DEFAULT_HIGH_WATER, HotPath
 from ._stream import BufferedByteSendStream
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ._stream import BufferStatistics
 
 
-class BufferedByteStream(AnyIOBufferedByteStream):
+class BufferedByteStream(HotPath, AnyIOBufferedByteStream):
     """A byte stream buffered both ways: AnyIO's
     :class:`~anyio.streams.buffered.BufferedByteStream` for receiving
     (``receive()``, ``receive_exactly()``, ``receive_until()``), a
@@ -80,6 +80,10 @@ class BufferedByteStream(AnyIOBufferedByteStream):
             send_timeout=send_timeout,
             vectored=vectored,
         )
+        # write(), send() and drain() are the core's HotPath, run on the send side's
+        # buffer: their common case costs what it costs on the send side itself.
+        # Anything else goes to the send side's own calls.
+        self._send_buffer = self.send_side._send_buffer
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} send_side={self.send_side!r}>"
@@ -110,8 +114,7 @@ class BufferedByteStream(AnyIOBufferedByteStream):
 
     # -- sending: BufferedByteSendStream's contract ------------------------------
 
-    def write(self, data: Buffer) -> None:
-        """:meth:`BufferedByteSendStream.write`: enqueue and return at once."""
+    def _write_slow(self, data: Buffer) -> None:
         self.send_side.write(data)
 
     def writelines(self, data: Iterable[Buffer]) -> None:
@@ -122,13 +125,10 @@ class BufferedByteStream(AnyIOBufferedByteStream):
         """:meth:`BufferedByteSendStream.send_nowait`: enqueue unless paused."""
         self.send_side.send_nowait(item)
 
-    async def send(self, item: Buffer) -> None:
-        """:meth:`BufferedByteSendStream.send`: wait while paused, then
-        enqueue."""
+    async def _send_slow(self, item: Buffer) -> None:
         await self.send_side.send(item)
 
-    async def drain(self) -> None:
-        """:meth:`BufferedByteSendStream.drain`: wait while paused."""
+    async def _wait_for_resume(self) -> None:
         await self.send_side.drain()
 
     async def flush(self) -> None:

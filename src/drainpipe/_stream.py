@@ -218,7 +218,7 @@ class BufferedByteSendStream(HotPath, ByteSendStream):
         self.send_stream = send_stream
         # Only streams known to accept any bytes-like object get memoryview slices
         # of large writes; a memory object stream would hand them to its receiver.
-        self._buffer = buffer = SendBuffer(
+        self._send_buffer = buffer = SendBuffer(
             high_water,
             low_water,
             slice_large=_accepts_any_buffer(send_stream),
@@ -241,7 +241,7 @@ class BufferedByteSendStream(HotPath, ByteSendStream):
     def __repr__(self) -> str:
         return (
             f"<{type(self).__name__} {self._lifecycle.state.value} "
-            f"buffered_bytes={self._buffer.buffered_bytes} "
+            f"buffered_bytes={self._send_buffer.buffered_bytes} "
             f"send_stream={self.send_stream!r}>"
         )
 
@@ -308,7 +308,7 @@ class BufferedByteSendStream(HotPath, ByteSendStream):
                 lifecycle.raise_broken()
         else:
             try:
-                await self._wait_sent(self._buffer.bytes_written)
+                await self._wait_sent(self._send_buffer.bytes_written)
                 lifecycle.check_still_closing()
             except BaseException:
                 await self._close_forcefully()
@@ -369,8 +369,8 @@ class BufferedByteSendStream(HotPath, ByteSendStream):
         one-frame case does not apply."""
         self._lifecycle.check_writable()
         if data:
-            self._buffer.enqueue(data)
-            if self._buffer.flush_idle:
+            self._send_buffer.enqueue(data)
+            if self._send_buffer.flush_idle:
                 self._wake_flush_task()
 
     def writelines(self, data: Iterable[Buffer]) -> None:
@@ -390,12 +390,12 @@ class BufferedByteSendStream(HotPath, ByteSendStream):
         self._lifecycle.check_writable()
 
         chunks = [_snapshot(item) for item in data]
-        enqueue = self._buffer.enqueue
+        enqueue = self._send_buffer.enqueue
         for chunk in chunks:
             if chunk:
                 enqueue(chunk)
 
-        if self._buffer.flush_idle and self._buffer.has_queued:
+        if self._send_buffer.flush_idle and self._send_buffer.has_queued:
             self._wake_flush_task()
 
     def send_nowait(self, item: Buffer) -> None:
@@ -423,7 +423,7 @@ class BufferedByteSendStream(HotPath, ByteSendStream):
             item = _snapshot(item)
 
         if item:
-            if self._buffer.paused or self._waiters.turns:
+            if self._send_buffer.paused or self._waiters.turns:
                 raise WouldBlock
 
             self._enqueue(item)
@@ -438,10 +438,10 @@ class BufferedByteSendStream(HotPath, ByteSendStream):
         if not item:
             return
 
-        if self._buffer.paused or self._waiters.turns:
+        if self._send_buffer.paused or self._waiters.turns:
             await self._wait_for_turn()
             self._enqueue(item)
-            self._waiters.wake_next_sender(self._buffer.paused)
+            self._waiters.wake_next_sender(self._send_buffer.paused)
         else:
             self._enqueue(item)
 
@@ -454,14 +454,14 @@ class BufferedByteSendStream(HotPath, ByteSendStream):
             while True:
                 await wait(turn)
                 self._lifecycle.check_woken_writable()
-                if not self._buffer.paused:
+                if not self._send_buffer.paused:
                     break
 
                 # A write() paused the stream again before this task ran: keep the
                 # place at the head of the line and wait for the next resume.
                 turn = waiters.requeue_at_head()
         except BaseException:
-            waiters.leave_line(turn, self._buffer.paused)
+            waiters.leave_line(turn, self._send_buffer.paused)
             raise
         finally:
             waiters.tasks_waiting -= 1
@@ -472,7 +472,7 @@ class BufferedByteSendStream(HotPath, ByteSendStream):
 
     async def _wait_for_resume(self) -> None:
         self._lifecycle.check_waitable()
-        if not self._buffer.paused:
+        if not self._send_buffer.paused:
             return
 
         waiters = self._waiters
@@ -502,7 +502,7 @@ class BufferedByteSendStream(HotPath, ByteSendStream):
             ``async with``
         """
         self._lifecycle.check_waitable()
-        target = self._buffer.bytes_written
+        target = self._send_buffer.bytes_written
         await anyio.lowlevel.checkpoint()
         await self._wait_sent(target)
 
@@ -510,7 +510,7 @@ class BufferedByteSendStream(HotPath, ByteSendStream):
         """Wait until ``bytes_sent`` reaches ``target``."""
         lifecycle = self._lifecycle
         lifecycle.check_not_ended()
-        if self._buffer.bytes_sent >= target:
+        if self._send_buffer.bytes_sent >= target:
             return
 
         waiters = self._waiters
@@ -522,7 +522,7 @@ class BufferedByteSendStream(HotPath, ByteSendStream):
             waiters.tasks_waiting -= 1
             waiters.stop_waiting_sent(sent)
 
-        if self._buffer.bytes_sent >= target:
+        if self._send_buffer.bytes_sent >= target:
             return  # even if the stream broke or closed since: these bytes are out
 
         lifecycle.raise_woken()
@@ -554,7 +554,7 @@ class BufferedByteSendStream(HotPath, ByteSendStream):
             )
 
         await anyio.lowlevel.checkpoint()
-        buffer = self._buffer
+        buffer = self._send_buffer
         while buffer.bytes_sent < buffer.bytes_written:
             await self._wait_sent(buffer.bytes_written)
 
@@ -600,7 +600,7 @@ class BufferedByteSendStream(HotPath, ByteSendStream):
                             await anyio.lowlevel.checkpoint()
                             continue
 
-                        self._buffer.set_flush_idle(True)
+                        self._send_buffer.set_flush_idle(True)
                         self._wake_parked = parking.prepare()
                         if not await parking.wait():
                             ended_idle = True  # idle for IDLE_EXIT: see _parking.py
@@ -629,7 +629,7 @@ class BufferedByteSendStream(HotPath, ByteSendStream):
 
         # A write that came as it ended idle found it still parked and only woke
         # it: start a new flush task for that write.
-        buffer = self._buffer
+        buffer = self._send_buffer
         if ended_idle and (not buffer.flush_idle or buffer.has_queued):
             self._start_flush_task()
 
@@ -649,13 +649,13 @@ class BufferedByteSendStream(HotPath, ByteSendStream):
         wake = self._wake_parked
         if wake is not None:
             self._wake_parked = None
-            self._buffer.set_flush_idle(False)
+            self._send_buffer.set_flush_idle(False)
             wake()
         else:
             self._start_flush_task()
 
     def _start_flush_task(self) -> None:
-        self._buffer.set_flush_idle(False)
+        self._send_buffer.set_flush_idle(False)
         assert self._task_group is not None
         self._task_group.start_soon(self._flush_task, name=f"drainpipe flush {self!r}")
 
@@ -664,25 +664,25 @@ class BufferedByteSendStream(HotPath, ByteSendStream):
     @property
     def high_water(self) -> int:
         """The high watermark in bytes."""
-        return self._buffer.high_water
+        return self._send_buffer.high_water
 
     @property
     def low_water(self) -> int:
         """The low watermark in bytes."""
-        return self._buffer.low_water
+        return self._send_buffer.low_water
 
     @property
     def buffered_bytes(self) -> int:
         """Bytes accepted by ``write()``/``send()`` but not yet accepted by the
         wrapped stream (a piece in flight still counts)."""
-        return self._buffer.buffered_bytes
+        return self._send_buffer.buffered_bytes
 
     @property
     def paused(self) -> bool:
         """Whether the buffer went above :attr:`high_water` and has not yet come
         down to :attr:`low_water`: :meth:`drain` waits while it is, and so does
         :meth:`send` (which also waits behind other tasks waiting in :meth:`send`)."""
-        return self._buffer.paused
+        return self._send_buffer.paused
 
     @property
     def send_timeout(self) -> float | None:
@@ -711,7 +711,7 @@ class BufferedByteSendStream(HotPath, ByteSendStream):
 
     def statistics(self) -> BufferStatistics:
         """Return a snapshot of the buffer's counters and state."""
-        buffer = self._buffer
+        buffer = self._send_buffer
         return BufferStatistics(
             buffered_bytes=buffer.buffered_bytes,
             high_water=buffer.high_water,
