@@ -11,7 +11,7 @@ PYTEST_TIMEOUT ?= 60
 
 help:
 	@echo "make demo       run the demo (python -m drainpipe)"
-	@echo "make test       lint, type-check and test on asyncio, uvloop and trio"
+	@echo "make test       lint, type-check and test on asyncio, uvloop and trio, on both cores"
 	@echo "make test-all   the suite on the oldest and newest Python, and the lowest AnyIO"
 	@echo "make test-slow  the heavy load and soak tests"
 	@echo "make bench      the side-by-side benchmark suite"
