@@ -63,14 +63,21 @@ pytest: $(VENV)/.dev
 # The suite again against a wheel built as users get it, its core compiled by mypyc
 # (hatch_build.py), in a venv of its own. Where there is no C compiler the wheel is
 # pure Python, and this run is skipped with a message; where there is one, the core
-# must have compiled.
+# must have compiled. The wheel is built from a copy of the tree: hatch-mypyc
+# compiles in place and hides pyproject.toml meanwhile.
 COMPILED_VENV := .venv-compiled
+WHEEL_SRC := build/wheel-src
+CPIP := $(COMPILED_VENV)/bin/python -m pip --disable-pip-version-check -q
 $(COMPILED_VENV)/.dev: pyproject.toml hatch_build.py $(shell find src -name '*.py')
 	$(MAKE) --no-print-directory VENV=$(COMPILED_VENV) $(COMPILED_VENV)/bin/python
-	$(COMPILED_VENV)/bin/python -m pip --disable-pip-version-check -q install \
-	  ".[trio]" --group test --group examples
-	$(COMPILED_VENV)/bin/python -m pip --disable-pip-version-check -q install \
-	  --force-reinstall --no-deps .
+	rm -rf $(WHEEL_SRC) build/wheels
+	mkdir -p $(WHEEL_SRC)
+	cp -R pyproject.toml hatch_build.py README.md LICENSE src $(WHEEL_SRC)/
+	find $(WHEEL_SRC) -name __pycache__ -prune -exec rm -rf {} +
+	$(CPIP) wheel --no-deps -w build/wheels ./$(WHEEL_SRC)
+	$(CPIP) install "$$(ls build/wheels/drainpipe-*.whl)[trio]" \
+	  --group test --group examples
+	$(CPIP) install --force-reinstall --no-deps build/wheels/drainpipe-*.whl
 	@touch $@
 
 pytest-compiled: $(COMPILED_VENV)/.dev

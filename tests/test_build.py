@@ -20,19 +20,24 @@ from pathlib import Path
 
 import pytest
 
-import drainpipe._core
-from drainpipe import BufferedByteSendStream
+from drainpipe import BufferedByteSendStream, BufferedByteStream
 from drainpipe._core import COMPILED, HotPath
 from drainpipe.testing import buffered_scripted_stream
 
 ROOT = Path(__file__).parent.parent
+#: What a wheel is built from (the Makefile copies the same).
+PROJECT_FILES = ("pyproject.toml", "hatch_build.py", "README.md", "LICENSE", "src")
 
 
 def test_the_core_is_the_one_this_run_expects() -> None:
     # A compiled method is a C descriptor, not a Python function.
     compiled = not isinstance(HotPath.__dict__["write"], type(build_wheel))
     assert compiled == COMPILED
-    assert drainpipe._core.__file__.endswith(".py") != COMPILED
+    # Compiled, HotPath must be a native class (its attributes in C fields, its
+    # methods called directly), not a Python class of compiled functions, which
+    # mypyc makes of a class it cannot compile natively.
+    slot = type(HotPath.__dict__["_send_buffer"]).__name__
+    assert slot == ("getset_descriptor" if COMPILED else "member_descriptor")
     expected = os.environ.get("DRAINPIPE_CORE")
     if expected is not None:
         assert expected in {"compiled", "python"}, expected
@@ -44,7 +49,13 @@ async def test_the_hot_path_is_made_of_coroutine_functions_on_either_core() -> N
     """Code that checks before awaiting (a framework's callback, a task spawner)
     must see send() and drain() as what they are, compiled or not."""
     async with buffered_scripted_stream() as (out, wire):
-        for method in (out.send, out.drain, BufferedByteSendStream.send):
+        for method in (
+            out.send,
+            out.drain,
+            BufferedByteSendStream.send,
+            BufferedByteStream.send,
+            BufferedByteStream.drain,
+        ):
             assert inspect.iscoroutinefunction(method), method
         assert not inspect.iscoroutinefunction(out.write)
         coroutine = out.send(b"sent")
@@ -55,7 +66,7 @@ async def test_the_hot_path_is_made_of_coroutine_functions_on_either_core() -> N
     assert wire.data == b"sent and written"
 
 
-def test_the_python_core_needs_no_mypy_extensions() -> None:
+def test_drainpipe_needs_no_mypy_extensions_on_either_core() -> None:
     """The core names mypyc's decorator, which comes with mypy, not with
     drainpipe's dependencies: importing and using it must not need it."""
     code = (
@@ -80,8 +91,9 @@ def build_wheel(tmp_path: Path, **environment: str) -> Path:
     place, and must not touch the tree the other tests import) and return it."""
     project = tmp_path / "project"
     project.mkdir()
-    for name in ("pyproject.toml", "hatch_build.py", "README.md", "LICENSE"):
-        shutil.copy(ROOT / name, project / name)
+    for name in PROJECT_FILES:
+        if name != "src":
+            shutil.copy(ROOT / name, project / name)
     shutil.copytree(
         ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__")
     )
@@ -100,6 +112,8 @@ def build_wheel(tmp_path: Path, **environment: str) -> Path:
         ],
         check=True,
         env={**os.environ, **environment},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     (wheel,) = wheels.glob("drainpipe-*.whl")
     return wheel
@@ -128,9 +142,11 @@ def test_the_wheel_carries_the_compiled_core_where_a_compiler_is_found(
         assert stems == ["drainpipe/_core", "drainpipe/_core__mypyc"]
     else:
         assert wheel.name.endswith("-py3-none-any.whl"), wheel.name
-    # hatch-mypyc compiles in place; hatch_build.py removes what it left.
-    leftovers = [path.name for path in (tmp_path / "project").rglob("*.so")]
-    assert leftovers == []
+    # hatch-mypyc compiles in place and hides pyproject.toml meanwhile;
+    # hatch_build.py removes what it compiled there.
+    project = tmp_path / "project"
+    assert sorted(path.name for path in project.iterdir()) == sorted(PROJECT_FILES)
+    assert [path.name for path in project.rglob("*.so")] == []
 
 
 @pytest.mark.slow
@@ -147,3 +163,14 @@ def test_a_build_that_cannot_or_must_not_compile_gives_the_pure_wheel(
     assert extensions_in(wheel) == []
     with zipfile.ZipFile(wheel) as archive:
         assert "drainpipe/_core.py" in archive.namelist()
+
+
+@pytest.mark.slow
+def test_a_build_that_must_compile_fails_instead_of_falling_back(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(subprocess.CalledProcessError):
+        build_wheel(tmp_path, CC="false", DRAINPIPE_REQUIRE_COMPILED="1")
+    assert not (tmp_path / "wheels").exists() or not list(
+        (tmp_path / "wheels").iterdir()
+    )

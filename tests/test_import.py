@@ -22,6 +22,7 @@ LOADED_ON_FIRST_USE = (
     "anyio.lowlevel",
     "anyio.streams.buffered",
     "asyncio",
+    "dataclasses",
     "ipaddress",
     "selectors",
     "socket",
@@ -63,12 +64,26 @@ def test_the_duplex_stream_loads_anyios_buffered_stream_on_first_use(
     assert {"drainpipe._duplex", "anyio.streams.buffered"} <= loaded
 
 
-def test_the_lazy_name_is_the_class_and_is_listed() -> None:
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "from drainpipe import BufferStatistics",
+        "import drainpipe; drainpipe.BufferStatistics",
+    ],
+)
+def test_the_statistics_class_loads_dataclasses_on_first_use(statement: str) -> None:
+    loaded = loaded_after(statement)
+    assert {"drainpipe._statistics", "dataclasses"} <= loaded
+
+
+def test_the_lazy_names_are_the_classes_and_are_listed() -> None:
     import drainpipe
     from drainpipe._duplex import BufferedByteStream
+    from drainpipe._statistics import BufferStatistics
 
     assert drainpipe.BufferedByteStream is BufferedByteStream
-    assert "BufferedByteStream" in dir(drainpipe)
+    assert drainpipe.BufferStatistics is BufferStatistics
+    assert {"BufferedByteStream", "BufferStatistics"} <= set(dir(drainpipe))
     assert set(drainpipe.__all__) <= set(dir(drainpipe))
     with pytest.raises(AttributeError, match="has no attribute 'nonexistent'"):
         drainpipe.nonexistent  # noqa: B018

@@ -476,8 +476,8 @@ class SendBuffer:
 
 
 #: Whether this module runs compiled by mypyc (see :class:`HotPath`) rather than as
-#: Python source.
-COMPILED: Final = not __file__.endswith(".py")
+#: Python source: a compiled function has no Python code object.
+COMPILED: Final = not hasattr(check_send_timeout, "__code__")
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from anyio.abc import AnyByteStream
     from typing_extensions import Buffer, Self
 
-    from ._stream import BufferStatistics
+    from ._statistics import BufferStatistics
 
 
 class BufferedByteStream(HotPath, AnyIOBufferedByteStream):

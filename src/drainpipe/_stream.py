@@ -7,7 +7,6 @@ only *when* to wait, wake and close.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +30,8 @@ if TYPE_CHECKING:
     from anyio import CancelScope, Event
     from anyio.abc import AnyByteSendStream, TaskGroup
     from typing_extensions import Buffer, Self
+
+    from ._statistics import BufferStatistics
 
 #: How many times the flush task yields to the event loop after a send that left the
 #: queue empty, before it parks until the next write wakes it. What usually comes
@@ -81,38 +82,6 @@ def _snapshot(data: Buffer) -> bytes:
 
     with view:
         return view.tobytes()
-
-
-@dataclass(frozen=True)
-class BufferStatistics:
-    """A snapshot of a :class:`BufferedByteSendStream`'s state.
-
-    .. versionadded:: 0.1
-    """
-
-    #: bytes accepted by ``write()``/``send()`` but not yet accepted by the wrapped
-    #: stream (a piece in flight still counts)
-    buffered_bytes: int
-    #: the high watermark in bytes
-    high_water: int
-    #: the low watermark in bytes
-    low_water: int
-    #: whether the buffer is above its high watermark and has not yet fallen to its
-    #: low watermark
-    paused: bool
-    #: bytes accepted by ``write()``, ``writelines()``, ``send()`` and
-    #: ``send_nowait()`` since the stream was created
-    bytes_written: int
-    #: bytes accepted by the wrapped stream
-    bytes_sent: int
-    #: number of completed writes to the wrapped stream: calls of its ``send()``
-    #: that returned and, on AnyIO's socket streams, ``writev()`` calls on its socket
-    #: that wrote something (see :class:`BufferedByteSendStream`)
-    send_calls: int
-    #: number of tasks waiting in ``send()`` (for their turn), ``drain()`` (for a
-    #: resume), or ``flush()``, ``send_eof()`` and ``aclose()`` (for their bytes
-    #: to be sent)
-    tasks_waiting: int
 
 
 class BufferedByteSendStream(HotPath, ByteSendStream):
@@ -711,6 +680,10 @@ class BufferedByteSendStream(HotPath, ByteSendStream):
 
     def statistics(self) -> BufferStatistics:
         """Return a snapshot of the buffer's counters and state."""
+        # Imported on first use: dataclasses is not loaded by ``import drainpipe``
+        # (the benchmark's import scenario).
+        from ._statistics import BufferStatistics
+
         buffer = self._send_buffer
         return BufferStatistics(
             buffered_bytes=buffer.buffered_bytes,
