@@ -74,7 +74,8 @@ $(COMPILED_VENV)/.dev: pyproject.toml hatch_build.py $(shell find src -name '*.p
 	mkdir -p $(WHEEL_SRC)
 	cp -R pyproject.toml hatch_build.py README.md LICENSE src $(WHEEL_SRC)/
 	find $(WHEEL_SRC) -name __pycache__ -prune -exec rm -rf {} +
-	$(CPIP) wheel --no-deps -w build/wheels ./$(WHEEL_SRC)
+	if command -v "$${CC:-cc}" >/dev/null; then export DRAINPIPE_REQUIRE_COMPILED=1; fi; \
+	  $(CPIP) wheel --no-deps -w build/wheels ./$(WHEEL_SRC)
 	$(CPIP) install "$$(ls build/wheels/drainpipe-*.whl)[trio]" \
 	  --group test --group examples
 	$(CPIP) install --force-reinstall --no-deps build/wheels/drainpipe-*.whl

@@ -88,7 +88,8 @@ def test_drainpipe_needs_no_mypy_extensions_on_either_core() -> None:
 
 def build_wheel(tmp_path: Path, **environment: str) -> Path:
     """Build drainpipe's wheel from a copy of the project (a build compiles in
-    place, and must not touch the tree the other tests import) and return it."""
+    place, and must not touch the tree the other tests import), with the pip of a
+    new virtual environment, and return it."""
     project = tmp_path / "project"
     project.mkdir()
     for name in PROJECT_FILES:
@@ -97,10 +98,13 @@ def build_wheel(tmp_path: Path, **environment: str) -> Path:
     shutil.copytree(
         ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__")
     )
+    # A fresh environment, as where pip builds drainpipe before installing AnyIO:
+    # the build must not depend on what the builder's environment holds.
+    subprocess.run([sys.executable, "-m", "venv", tmp_path / "venv"], check=True)
     wheels = tmp_path / "wheels"
     subprocess.run(
         [
-            sys.executable,
+            tmp_path / "venv" / "bin" / "python",
             "-m",
             "pip",
             "wheel",
