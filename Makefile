@@ -68,7 +68,7 @@ pytest: $(VENV)/.dev
 COMPILED_VENV := .venv-compiled
 WHEEL_SRC := build/wheel-src
 CPIP := $(COMPILED_VENV)/bin/python -m pip --disable-pip-version-check -q
-$(COMPILED_VENV)/.dev: pyproject.toml hatch_build.py $(shell find src -name '*.py')
+$(COMPILED_VENV)/.wheel: pyproject.toml hatch_build.py $(shell find src -name '*.py')
 	$(MAKE) --no-print-directory VENV=$(COMPILED_VENV) $(COMPILED_VENV)/bin/python
 	rm -rf $(WHEEL_SRC) build/wheels
 	mkdir -p $(WHEEL_SRC)
@@ -81,7 +81,7 @@ $(COMPILED_VENV)/.dev: pyproject.toml hatch_build.py $(shell find src -name '*.p
 	$(CPIP) install --force-reinstall --no-deps build/wheels/drainpipe-*.whl
 	@touch $@
 
-pytest-compiled: $(COMPILED_VENV)/.dev
+pytest-compiled: $(COMPILED_VENV)/.wheel
 	@if $(COMPILED_VENV)/bin/python -c \
 	    "import drainpipe._core as c; raise SystemExit(not c.COMPILED)"; then \
 	  echo "== the suite on the compiled core"; \
@@ -122,7 +122,7 @@ test-slow: $(VENV)/.dev
 # What users get is measured: the wheel whose core compiled (pure Python where no
 # C compiler is found; every run's JSON says which core ran).
 PERF := $(COMPILED_VENV)/bin/python
-bench: $(COMPILED_VENV)/.dev
+bench: $(COMPILED_VENV)/.wheel
 	$(PERF) -m drainpipe bench $(BENCH_ARGS)
 
 docs: $(VENV)/.docs
@@ -140,7 +140,7 @@ figures: $(VENV)/.dev
 # `make plots`: new runs (commit the JSON, the PNGs and the text made from them).
 # The measurements run on the compiled core (PERF); bench_python.json is scenario 1
 # again on the pure-Python core of the editable install.
-plots: $(VENV)/.plots $(COMPILED_VENV)/.dev
+plots: $(VENV)/.plots $(COMPILED_VENV)/.wheel
 	$(BIN)/python docs/backpressure_plot.py
 	$(BIN)/python docs/timeline_plot.py
 	$(PERF) -m drainpipe bench --quick --json docs/_static/bench.json
