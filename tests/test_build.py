@@ -66,26 +66,6 @@ async def test_the_hot_path_is_made_of_coroutine_functions_on_either_core() -> N
     assert wire.data == b"sent and written"
 
 
-def test_drainpipe_needs_no_mypy_extensions_on_either_core() -> None:
-    """The core names mypyc's decorator, which comes with mypy, not with
-    drainpipe's dependencies: importing and using it must not need it."""
-    code = (
-        "import sys; sys.modules['mypy_extensions'] = None; "
-        "import anyio, drainpipe; "
-        "from drainpipe.testing import buffered_scripted_stream\n"
-        "async def main():\n"
-        "    async with buffered_scripted_stream() as (out, wire):\n"
-        "        out.write(b'ok'); await out.send(b'!'); await out.drain()\n"
-        "    assert wire.data == b'ok!', wire.data\n"
-        "anyio.run(main)\n"
-        "print('mypy_extensions' in sys.modules and sys.modules['mypy_extensions'])"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == "None"
-
-
 def build_wheel(tmp_path: Path, **environment: str) -> Path:
     """Build drainpipe's wheel from a copy of the project (a build compiles in
     place, and must not touch the tree the other tests import), with the pip of a

@@ -32,16 +32,21 @@ LOADED_ON_FIRST_USE = (
 )
 
 
+def python_output(code: str) -> str:
+    """What ``code`` prints when a fresh interpreter runs it."""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    return result.stdout
+
+
 def loaded_after(statement: str) -> set[str]:
     """The modules that ``statement`` loads on top of ``import anyio``."""
     code = (
         "import json, sys, anyio; before = set(sys.modules); "
         f"{statement}; print(json.dumps(sorted(set(sys.modules) - before)))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    return set(json.loads(result.stdout))
+    return set(json.loads(python_output(code)))
 
 
 def test_importing_drainpipe_loads_none_of_anyios_runtime_modules() -> None:
@@ -102,10 +107,24 @@ def test_a_stream_in_use_loads_what_it_needs() -> None:
         "    print(receive.receive_nowait())\n"
         "anyio.run(main)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    assert python_output(code) == "b'x'\n"
+
+
+def test_drainpipe_needs_no_mypy_extensions_on_either_core() -> None:
+    """The core names mypyc's decorator, which comes with mypy, not with
+    drainpipe's dependencies: importing and using it must not need it."""
+    code = (
+        "import sys; sys.modules['mypy_extensions'] = None; "
+        "import anyio, drainpipe; "
+        "from drainpipe.testing import buffered_scripted_stream\n"
+        "async def main():\n"
+        "    async with buffered_scripted_stream() as (out, wire):\n"
+        "        out.write(b'ok'); await out.send(b'!'); await out.drain()\n"
+        "    assert wire.data == b'ok!', wire.data\n"
+        "anyio.run(main)\n"
+        "print('mypy_extensions' in sys.modules and sys.modules['mypy_extensions'])"
     )
-    assert result.stdout == "b'x'\n"
+    assert python_output(code).strip() == "None"
 
 
 def test_importing_drainpipe_imports_no_ssl_asyncio_or_subprocess() -> None:
@@ -113,7 +132,4 @@ def test_importing_drainpipe_imports_no_ssl_asyncio_or_subprocess() -> None:
         "import sys, drainpipe; "
         "print(sorted({'ssl', 'asyncio', 'subprocess'} & set(sys.modules)))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert result.stdout == "[]\n"
+    assert python_output(code) == "[]\n"

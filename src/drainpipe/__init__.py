@@ -17,22 +17,21 @@ __all__ = [
 ]
 
 
+#: Names loaded on first use, and their modules: BufferedByteStream subclasses
+#: AnyIO's buffered stream, and BufferStatistics is a dataclass (see the
+#: benchmark's import scenario).
+_LAZY = {"BufferedByteStream": "._duplex", "BufferStatistics": "._statistics"}
+
+
 def __getattr__(name: str) -> object:
-    # Loaded on first use: BufferedByteStream subclasses AnyIO's buffered stream,
-    # and BufferStatistics is a dataclass (see the benchmark's import scenario).
-    if name == "BufferedByteStream":
-        from ._duplex import BufferedByteStream
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-        globals()[name] = BufferedByteStream
-        return BufferedByteStream
+    from importlib import import_module
 
-    if name == "BufferStatistics":
-        from ._statistics import BufferStatistics
-
-        globals()[name] = BufferStatistics
-        return BufferStatistics
-
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:
