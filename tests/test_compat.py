@@ -524,12 +524,14 @@ async def test_write_after_close_with_nothing_buffered_is_dropped() -> None:
 async def test_write_after_close_is_sent_while_bytes_are_buffered() -> None:
     # As asyncio's transport, which appends to a non-empty buffer after close().
     async with raw_peer() as (_reader, writer, peer):
-        writer.write(b"queued")
+        writer.write(b"sent, ")  # to the socket at once, as asyncio's transport does
+        writer.write(b"queued")  # after it in the same step: buffered
+        assert writer.transport.get_write_buffer_size() == 6
         writer.close()
         writer.write(b" and")
         writer.writelines([b" more"])
         await writer.wait_closed()
-        assert receive_until_eof(peer) == b"queued and more"
+        assert receive_until_eof(peer) == b"sent, queued and more"
 
 
 async def test_write_after_close_is_sent_while_later_bytes_are_left() -> None:

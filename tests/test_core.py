@@ -308,6 +308,40 @@ def test_a_run_of_small_chunks_that_fits_one_piece_is_joined_unmeasured() -> Non
     assert drain_all(buffer) == [b"L" * LARGE_CHUNK, b"t"]
 
 
+def test_only_small_data_with_nothing_buffered_may_write_through() -> None:
+    buffer = SendBuffer()
+    assert buffer.can_write_through(LARGE_CHUNK - 1)
+    assert not buffer.can_write_through(LARGE_CHUNK)
+    buffer.enqueue(b"queued")
+    assert not buffer.can_write_through(1)  # it would overtake them
+    piece = buffer.take()
+    assert piece is not None
+    assert not buffer.can_write_through(1)  # nor a piece in flight
+    buffer.mark_sent(len(piece))
+    assert buffer.can_write_through(1)
+    buffer.enqueue(b"dropped")
+    buffer.drop()
+    assert buffer.can_write_through(1)
+
+
+def test_bytes_written_through_count_as_written_and_sent_at_once() -> None:
+    buffer = SendBuffer(0, 0)
+    buffer.count_written_through(MAX_PIECE)
+    assert (buffer.bytes_written, buffer.bytes_sent) == (MAX_PIECE, MAX_PIECE)
+    assert (buffer.buffered_bytes, buffer.send_calls, buffer.paused) == (0, 1, False)
+    # What is queued next is accounted for as if nothing had been written before:
+    # paused by its first byte, and its run of small chunks known to fit one piece.
+    buffer.enqueue(Measured(b"ab"))
+    assert buffer.paused
+    buffer.enqueue(Measured(b"cd"))
+    Measured.lengths_asked = 0
+    assert buffer.take() == b"abcd"
+    assert Measured.lengths_asked == 1
+    buffer.mark_sent(4)
+    assert (buffer.bytes_written, buffer.buffered_bytes) == (MAX_PIECE + 4, 0)
+    assert not buffer.paused
+
+
 @pytest.mark.parametrize("queued", [10_000, 200_000])
 def test_taking_moves_no_chunk_more_than_once_however_long_the_queue(
     queued: int,

@@ -85,14 +85,6 @@ DOCUMENTED: dict[str, Difference] = {
         "write() raises the connection error once the connection is lost; asyncio "
         "drops the data (and logs a warning after five such writes)",
     ),
-    "write after close with bytes unsent": Difference(
-        ("4 bytes, then a write",),
-        "write() after close() is sent while the close still has bytes to send, "
-        "and dropped once it had none; asyncio's write() sends what the socket "
-        "takes at once, so after a small write its close() has nothing left and "
-        "drops later writes, where compat's flush task still holds the bytes and "
-        "sends them",
-    ),
     "public names of the reader and writer": Difference(
         (
             "StreamReader.feed_data",

@@ -28,6 +28,7 @@ from anyio.lowlevel import checkpoint
 from anyio.streams.tls import TLSAttribute, TLSStream
 
 from drainpipe import BufferedByteSendStream
+from drainpipe._core import LARGE_CHUNK
 from drainpipe._transmit import choose_transmit, socket_writer
 from drainpipe.testing import settle
 from tests.backends import BACKENDS
@@ -627,3 +628,133 @@ async def test_the_socket_writer_refuses_while_a_send_is_in_progress() -> None:
         make_room(client, peer)  # the socket would take bytes now
         with pytest.raises(anyio.BusyResourceError):
             write([b"into the middle of U"])
+
+
+# -- a write to an idle stream goes through at once ----------------------------
+
+
+def receive_available(peer: socket.socket) -> bytes:
+    """What has reached ``peer``, read without letting the event loop run."""
+    peer.setblocking(False)
+    received = b""
+    with contextlib.suppress(BlockingIOError):
+        while chunk := peer.recv(1 << 20):
+            received += chunk
+    return received
+
+
+#: The calls that enqueue one message; send() returns an awaitable.
+WRITES_THROUGH: dict[str, Callable[[BufferedByteSendStream, bytes], Any]] = {
+    "write": lambda out, data: out.write(data),
+    "send": lambda out, data: out.send(data),
+    "send_nowait": lambda out, data: out.send_nowait(data),
+}
+
+
+@pytest.mark.fast_path
+@pytest.mark.parametrize("method", WRITES_THROUGH)
+async def test_a_write_to_an_idle_stream_reaches_the_socket_at_once(
+    method: str, writev_calls: list[list[int]]
+) -> None:
+    async with silent_peer() as (client, peer), BufferedByteSendStream(client) as out:
+        # No flush task has run: the call itself hands the bytes to the socket.
+        sent = WRITES_THROUGH[method](out, b"request")
+        if sent is not None:
+            await sent
+        assert writev_calls == [[7, 7]]
+        statistics = out.statistics()
+        assert (statistics.buffered_bytes, statistics.bytes_sent) == (0, 7)
+        assert statistics.send_calls == 1
+        assert receive_available(peer) == b"request"
+
+
+@pytest.mark.fast_path
+async def test_writes_that_follow_in_the_same_step_are_coalesced(
+    writev_calls: list[list[int]],
+) -> None:
+    async with silent_peer() as (client, peer), BufferedByteSendStream(client) as out:
+        for number in range(100):
+            out.write(b"%03d," % number)
+        assert out.buffered_bytes == 99 * 4  # queued for the flush task
+        await out.flush()
+        assert [sizes for *sizes, _written in writev_calls] == [[4], [99 * 4]]
+        assert out.statistics().send_calls == 2
+        expected = b"".join(b"%03d," % number for number in range(100))
+        assert receive_available(peer) == expected
+
+
+@pytest.mark.fast_path
+async def test_each_write_after_the_flush_task_parks_goes_through(
+    writev_calls: list[list[int]],
+) -> None:
+    async with silent_peer() as (client, peer), BufferedByteSendStream(client) as out:
+        for number in range(5):
+            out.write(b"request %d;" % number)
+            assert out.buffered_bytes == 0
+            await settle()  # "the reply arrives": the flush task has parked
+        assert len(writev_calls) == 5
+        expected = b"".join(b"request %d;" % number for number in range(5))
+        assert receive_available(peer) == expected
+
+
+@pytest.mark.fast_path
+async def test_what_the_socket_does_not_take_at_once_is_queued_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_writev = os.writev
+
+    def take_five_bytes(descriptor: int, pieces: Sequence[Buffer]) -> int:
+        monkeypatch.setattr(os, "writev", real_writev)  # only this once
+        return real_writev(descriptor, [memoryview(pieces[0])[:5]])
+
+    async with silent_peer() as (client, peer), BufferedByteSendStream(client) as out:
+        monkeypatch.setattr(os, "writev", take_five_bytes)
+        out.write(b"0123456789")
+        statistics = out.statistics()
+        assert (statistics.bytes_sent, statistics.buffered_bytes) == (5, 5)
+        out.write(b"abc")
+        await out.flush()
+        assert receive_available(peer) == b"0123456789abc"
+
+
+@pytest.mark.fast_path
+async def test_a_failed_write_through_breaks_the_stream_and_is_reported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reset = ConnectionResetError(104, "Connection reset by peer")
+
+    def fail(descriptor: int, pieces: Sequence[Buffer]) -> int:
+        raise reset
+
+    async with silent_peer() as (client, _peer):
+        with pytest.raises(BrokenResourceError) as caught:  # noqa: PT012
+            async with BufferedByteSendStream(client) as out:
+                monkeypatch.setattr(os, "writev", fail)
+                out.write(b"lost")  # accepted; the failure comes as for the flush task
+                assert out.buffered_bytes == 0  # dropped: the stream is broken
+                assert repr(out).startswith("<BufferedByteSendStream broken ")
+                monkeypatch.undo()
+    # nothing lost silently: leaving the block reports it, with its cause
+    cause = caught.value.__cause__
+    assert isinstance(cause, BrokenResourceError)
+    assert cause.__cause__ is reset
+
+
+@pytest.mark.fast_path
+async def test_a_large_write_waits_for_the_flush_task(
+    writev_calls: list[list[int]],
+) -> None:
+    async with silent_peer() as (client, peer), BufferedByteSendStream(client) as out:
+        out.write(b"L" * LARGE_CHUNK)
+        assert (out.buffered_bytes, writev_calls) == (LARGE_CHUNK, [])
+        make_room(client, peer)
+
+
+@pytest.mark.fast_path
+async def test_without_the_fast_path_a_write_waits_for_the_flush_task() -> None:
+    async with (
+        silent_peer() as (client, _peer),
+        BufferedByteSendStream(client, vectored=False) as out,
+    ):
+        out.write(b"q")
+        assert out.buffered_bytes == 1

@@ -409,6 +409,21 @@ class SendBuffer:
 
         return batch
 
+    def can_write_through(self, size: int) -> bool:
+        """Whether ``size`` bytes may go to the wrapped stream without being queued
+        (:meth:`count_written_through`): nothing is buffered, so they overtake no
+        byte, and they are fewer than :data:`LARGE_CHUNK`, so that what the
+        wrapped stream does not take is a small copy to queue."""
+        return size < LARGE_CHUNK and self.bytes_written == self._gone
+
+    def count_written_through(self, size: int) -> None:
+        """Record that the wrapped stream accepted ``size`` bytes that were never
+        queued (see :meth:`can_write_through`): written and sent at once, so
+        ``buffered_bytes`` does not change and no pause starts or ends."""
+        self.bytes_written += size
+        self._taken += size
+        self.mark_sent(size)
+
     def mark_sent(self, size: int) -> bool:
         """Record that the wrapped stream accepted ``size`` bytes of a taken piece.
 

@@ -38,9 +38,9 @@ if TYPE_CHECKING:
 #: next (a producer woken by a resume refilling the queue, a reply letting its
 #: caller write the next request) then finds the flush task still running instead
 #: of paying a park and a wake, and the event loop polls for I/O a few more times
-#: before it sleeps: it brings the round trip of the latency scenario (``python -m
-#: drainpipe bench --scenarios latency``, figures on the performance page) close to
-#: a direct send()'s on every backend. With 2, trio's random task order sometimes
+#: before it sleeps. Where a write to an idle stream cannot go to the socket itself
+#: (see _write_through), this keeps a request/response round trip (``python -m
+#: drainpipe bench --scenarios latency``) close to a direct send()'s. With 2, trio's random task order sometimes
 #: runs the flush task's polls before the writer and it parks anyway
 #: (test_a_write_soon_after_the_buffer_empties_needs_no_wake). The cost is this
 #: many steps of the flush task each time the stream goes idle, and none when the
@@ -106,10 +106,13 @@ class BufferedByteSendStream(HotPath, ByteSendStream):
     :func:`os.writev` on the stream's socket, since AnyIO streams have no vectored
     send, and goes through the stream's ``send()`` whenever the socket is full or
     the stream is closing; it never writes past bytes the stream itself still
-    holds, nor where the stream's ``send()`` would refuse. This fast path relies on
-    AnyIO's private attributes and is taken only when every probe of them succeeds.
-    On any other stream, or with ``vectored=False``, it calls ``send()`` once per
-    piece.
+    holds, nor where the stream's ``send()`` would refuse. There, a write of less
+    than 16 KiB to an idle stream (nothing buffered, the flush task waiting for
+    work) goes to the socket at once, as with asyncio's transports, and only what
+    the socket does not take is queued: a request reaches the socket as soon as
+    with a direct ``send()``. This fast path relies on AnyIO's private attributes
+    and is taken only when every probe of them succeeds. On any other stream, or
+    with ``vectored=False``, the flush task calls ``send()`` once per piece.
 
     Leaving the block normally is :meth:`aclose` (flush everything, then close the
     wrapped stream). Leaving it by an exception (cancellation included) drops the
@@ -127,8 +130,9 @@ class BufferedByteSendStream(HotPath, ByteSendStream):
     leaving the block normally): nothing is lost silently.
 
     Any number of tasks may use one stream; the bytes of one :meth:`write` or
-    :meth:`send` stay contiguous and in enqueue order, and only the flush task
-    writes to the wrapped stream. Like every AnyIO stream it is not thread-safe:
+    :meth:`send` stay contiguous and in enqueue order, and one writer at a time
+    writes to the wrapped stream: the flush task, or a write to an idle stream.
+    Like every AnyIO stream it is not thread-safe:
     from another thread, call it through :func:`anyio.from_thread.run_sync` or
     :func:`anyio.from_thread.run`.
 
@@ -337,10 +341,48 @@ class BufferedByteSendStream(HotPath, ByteSendStream):
         the flush task if it is idle: what ``write()`` and ``send()`` do when their
         one-frame case does not apply."""
         self._lifecycle.check_writable()
+        if not data:
+            return
+
+        buffer = self._send_buffer
+        if not buffer.flush_idle:
+            buffer.enqueue(data)
+            return
+
+        if buffer.can_write_through(len(data)):
+            data = self._write_through(data)
+            if self._lifecycle.state is BROKEN:
+                return
+
         if data:
-            self._send_buffer.enqueue(data)
-            if self._send_buffer.flush_idle:
-                self._wake_flush_task()
+            buffer.enqueue(data)
+        # Also after a write that went through whole: the writes that follow in
+        # this task step are then queued and coalesced by the flush task, not
+        # written one system call each.
+        self._wake_flush_task()
+
+    def _write_through(self, data: bytes) -> bytes:
+        """Hand ``data`` to the socket at once, as asyncio's transports do when
+        their buffer is empty; return what it did not take, to be queued.
+
+        Only while the flush task is idle and nothing is buffered, so nothing is
+        overtaken and one task writes at a time. A request then reaches the
+        socket in the writer's own task step, as with a direct ``send()``, not
+        an event-loop iteration later in the flush task: the latency scenario of
+        the performance page. A failure breaks the stream, as if the flush task
+        had met it.
+        """
+        try:
+            written = self._transmit.write_now(data)
+        except Exception as exc:  # noqa: BLE001 - kept and re-raised to every caller
+            self._lifecycle.fail(exc)
+            return b""
+
+        if not written:
+            return data
+
+        self._send_buffer.count_written_through(written)
+        return data[written:]
 
     def writelines(self, data: Iterable[Buffer]) -> None:
         """Enqueue every item of ``data``, all or none; never blocks.

@@ -1,4 +1,5 @@
-"""How the flush task hands pieces to the wrapped stream, chosen once per stream.
+"""How the flush task hands pieces to the wrapped stream, and whether a write to an
+idle stream may hand its bytes over itself (``write_now()``), chosen once per stream.
 
 * :class:`SendPerPiece`: one ``send()`` of the wrapped stream per piece; works on
   every stream.
@@ -203,7 +204,8 @@ class SendPerPiece:
 
     :meth:`take` returns the next piece (``None`` if nothing is queued);
     :meth:`transmit` sends it, within ``send_timeout`` seconds unless ``None``,
-    and returns whether that ended a pause.
+    and returns whether that ended a pause. :meth:`write_now` writes nothing: a
+    ``send()`` may wait.
     """
 
     __slots__ = ("_lifecycle", "_send", "take")
@@ -231,6 +233,10 @@ class SendPerPiece:
 
         return self._lifecycle.record_sent(len(piece))
 
+    def write_now(self, data: bytes) -> int:
+        """Return 0: nothing is written without waiting, ``data`` is queued."""
+        return 0
+
 
 class VectoredWrites:
     """Batches of pieces written to the socket with one :func:`os.writev`; what the
@@ -238,7 +244,8 @@ class VectoredWrites:
     Bytes count as sent as soon as the socket has them.
 
     :meth:`take` returns the next batch (empty if nothing is queued);
-    :meth:`transmit` hands it over and returns whether that ended a pause. A
+    :meth:`transmit` hands it over and returns whether that ended a pause;
+    :meth:`write_now` hands the socket what it takes of ``data`` at once. A
     ``send_timeout`` bounds each ``send()`` of a piece the socket did not take at
     once, so it bounds the time without progress, as for :class:`SendPerPiece`.
     """
@@ -256,6 +263,17 @@ class VectoredWrites:
         self._write_socket = write_socket
         self._per_piece = per_piece
         self._lifecycle = lifecycle
+
+    def write_now(self, data: bytes) -> int:
+        """Write ``data`` to the socket without waiting; return how many bytes it
+        took (0 if it would block, or the stream is busy or closing).
+
+        :raises ~anyio.BusyResourceError: if another task is in the stream's
+            ``send()``
+        :raises ~anyio.BrokenResourceError: from the :exc:`OSError` of a failed
+            write
+        """
+        return self._write_socket((data,))
 
     async def transmit(self, batch: list[Chunk], send_timeout: float | None) -> bool:
         """:raises SendTimedOut: if a piece was not accepted within

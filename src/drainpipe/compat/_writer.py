@@ -132,9 +132,9 @@ class Shutdown:
         state.on_lost = self._connection_lost
         if isinstance(send_stream.send_stream, TLSStream):
             state.on_eof = self.close
-        # A failure that only the flush task saw (the peer reset the connection
-        # during a send, or send_timeout) loses the connection too, as a failed
-        # write closes asyncio's transport.
+        # A failure that no call raised (the peer reset the connection during a
+        # send of the flush task or a write to an idle socket, or send_timeout)
+        # loses the connection too, as a failed write closes asyncio's transport.
         send_stream._on_failure(self._send_stream_broke)
 
     def _send_stream_broke(self, error: BaseException) -> None:
@@ -240,9 +240,11 @@ class StreamWriter:
       drops it with a log message after a few).
 
     As in asyncio, :meth:`write` after :meth:`close` is sent while the close still
-    has bytes to send, and silently dropped once it had none (asyncio's buffer
-    holds only what the socket did not take at once, so after a small write asyncio
-    drops where compat sends); and :meth:`drain` after :meth:`close` raises
+    has bytes to send, and silently dropped once it had none. A small write to an
+    idle writer goes to the socket at once, as asyncio's does, so a close after it
+    has nothing left; except over TLS, where the buffer holds it until the flush
+    task sends it, so there compat sends a later write that asyncio drops. And
+    :meth:`drain` after :meth:`close` raises
     ``ConnectionResetError("Connection lost")`` unless the buffer is above its high
     watermark (it then waits for the close to send it).
 
