@@ -475,7 +475,7 @@ async def drain_after_close_buffered(api: Api) -> dict[str, Any]:
 
 @scenario("write after close with bytes unsent")
 async def write_after_close_unsent(api: Api) -> dict[str, Any]:
-    async def sent_after_close(first: bytes) -> bool:
+    async def sent_after_close(first: bytes, *, lines: bool = False) -> bool:
         received: list[bytes] = []
 
         async def read_all(reader: Any, writer: Any) -> None:
@@ -483,7 +483,10 @@ async def write_after_close_unsent(api: Api) -> dict[str, Any]:
             await close(writer)
 
         async with api.connected_to(read_all) as (_, writer):
-            writer.write(first)
+            if lines:
+                writer.writelines([first[:2], first[2:]])
+            else:
+                writer.write(first)
             writer.close()
             writer.write(b"tail")
             await writer.wait_closed()
@@ -494,6 +497,9 @@ async def write_after_close_unsent(api: Api) -> dict[str, Any]:
     return {
         "16 MiB, then a write": await sent_after_close(b"x" * BIG),
         "4 bytes, then a write": await sent_after_close(b"kept"),
+        "4 bytes by writelines(), then a write": await sent_after_close(
+            b"kept", lines=True
+        ),
     }
 
 

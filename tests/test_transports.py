@@ -27,6 +27,7 @@ from anyio.abc import ByteStream, SocketAttribute, SocketStream
 from anyio.lowlevel import checkpoint
 from anyio.streams.tls import TLSAttribute, TLSStream
 
+import drainpipe._parking
 from drainpipe import BufferedByteSendStream
 from drainpipe._core import LARGE_CHUNK
 from drainpipe._transmit import choose_transmit, socket_writer
@@ -648,6 +649,7 @@ WRITES_THROUGH: dict[str, Callable[[BufferedByteSendStream, bytes], Any]] = {
     "write": lambda out, data: out.write(data),
     "send": lambda out, data: out.send(data),
     "send_nowait": lambda out, data: out.send_nowait(data),
+    "writelines": lambda out, data: out.writelines([data[:3], bytearray(data[3:])]),
 }
 
 
@@ -694,6 +696,31 @@ async def test_each_write_after_the_flush_task_parks_goes_through(
             await settle()  # "the reply arrives": the flush task has parked
         assert len(writev_calls) == 5
         expected = b"".join(b"request %d;" % number for number in range(5))
+        assert receive_available(peer) == expected
+
+
+@pytest.mark.fast_path
+@pytest.mark.parametrize("idle_exit", [0.0, 0.0005])
+async def test_writes_racing_a_flush_task_that_ends_keep_their_order(
+    idle_exit: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The flush task ends as soon as (or soon after) it parks, so writes to the
+    # socket at once and writes queued for a new flush task keep meeting it
+    # ending (tests/test_stream.py has the same without a socket).
+    monkeypatch.setattr(drainpipe._parking, "IDLE_EXIT", idle_exit)
+    async with silent_peer() as (client, peer), BufferedByteSendStream(client) as out:
+        for number in range(300):
+            if number % 3:
+                out.write(b"%d," % number)
+            else:
+                await out.send(b"%d," % number)
+            for _ in range(number % 4):
+                await checkpoint()
+            if number % 50 == 0:
+                await anyio.sleep(0.001)
+        with fail_after(5):
+            await out.flush()
+        expected = b"".join(b"%d," % number for number in range(300))
         assert receive_available(peer) == expected
 
 

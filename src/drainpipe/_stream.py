@@ -38,10 +38,11 @@ if TYPE_CHECKING:
 #: next (a producer woken by a resume refilling the queue, a reply letting its
 #: caller write the next request) then finds the flush task still running instead
 #: of paying a park and a wake, and the event loop polls for I/O a few more times
-#: before it sleeps. Where a write to an idle stream cannot go to the socket itself
-#: (see _write_through), this keeps a request/response round trip (``python -m
-#: drainpipe bench --scenarios latency``) close to a direct send()'s. With 2, trio's random task order sometimes
-#: runs the flush task's polls before the writer and it parks anyway
+#: before it sleeps. Where a write to an idle stream cannot go to the socket
+#: itself (see _write_through), this keeps a request/response round trip
+#: (``python -m drainpipe bench --scenarios latency``) close to a direct send()'s.
+#: With 2, trio's random task order sometimes runs the flush task's polls before
+#: the writer and it parks anyway
 #: (test_a_write_soon_after_the_buffer_empties_needs_no_wake). The cost is this
 #: many steps of the flush task each time the stream goes idle, and none when the
 #: event loop is busy anyway (see _BUSY_LOOP).
@@ -401,12 +402,18 @@ class BufferedByteSendStream(HotPath, ByteSendStream):
         self._lifecycle.check_writable()
 
         chunks = [_snapshot(item) for item in data]
-        enqueue = self._send_buffer.enqueue
+        buffer = self._send_buffer
+        if buffer.flush_idle and buffer.can_write_through(sum(map(len, chunks))):
+            # As one write, which may go to the socket at once (_write_through).
+            self._enqueue(b"".join(chunks))
+            return
+
+        enqueue = buffer.enqueue
         for chunk in chunks:
             if chunk:
                 enqueue(chunk)
 
-        if self._send_buffer.flush_idle and self._send_buffer.has_queued:
+        if buffer.flush_idle and buffer.has_queued:
             self._wake_flush_task()
 
     def send_nowait(self, item: Buffer) -> None:

@@ -97,8 +97,9 @@ def socket_writer(
     closed or closing, if the stream's transport still holds bytes of an earlier
     ``send()``, or if the transport refuses writes (during ``loop.sendfile()``, or
     after ``write_eof()``): the caller then hands the next piece to the stream's
-    own ``send()``, which waits or raises as it would anyway. Only one task may use
-    it.
+    own ``send()``, which waits or raises as it would anyway. Only one task at a
+    time may use it: the flush task, or a write to an idle stream while the flush
+    task waits for work.
 
     :raises ~anyio.BusyResourceError: if another task is in the stream's ``send()``
         (as that ``send()`` would raise for a second one)

@@ -240,10 +240,12 @@ class StreamWriter:
       drops it with a log message after a few).
 
     As in asyncio, :meth:`write` after :meth:`close` is sent while the close still
-    has bytes to send, and silently dropped once it had none. A small write to an
-    idle writer goes to the socket at once, as asyncio's does, so a close after it
-    has nothing left; except over TLS, where the buffer holds it until the flush
-    task sends it, so there compat sends a later write that asyncio drops. And
+    has bytes to send, and silently dropped once it had none. On plain TCP and UNIX
+    connections a small write to an idle writer goes to the socket at once, as
+    asyncio's does, so a close after it has nothing left; over TLS, or where
+    drainpipe's socket fast path is unavailable, the buffer holds it until the
+    flush task sends it, so there compat sends a later write that asyncio drops.
+    And
     :meth:`drain` after :meth:`close` raises
     ``ConnectionResetError("Connection lost")`` unless the buffer is above its high
     watermark (it then waits for the close to send it).
