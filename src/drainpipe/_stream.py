@@ -339,8 +339,9 @@ class BufferedByteSendStream(HotPath, ByteSendStream):
 
     def _enqueue(self, data: bytes) -> None:
         """Enqueue ``data`` if the stream is open and ``data`` is not empty, waking
-        the flush task if it is idle: what ``write()`` and ``send()`` do when their
-        one-frame case does not apply."""
+        the flush task if it is idle (and first handing the socket what it takes
+        of ``data``, if it may: :meth:`_write_through`): what ``write()`` and
+        ``send()`` do when their one-frame case does not apply."""
         self._lifecycle.check_writable()
         if not data:
             return
