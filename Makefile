@@ -140,8 +140,8 @@ figures: $(VENV)/.dev
 # `make plots`: new runs (commit the JSON, the PNGs and the text made from them).
 # The measurements run on the compiled core (PERF); bench_python.json is scenario 1
 # again on the pure-Python core of the editable install. bench.json is a full run:
-# a --quick round of scenario 1 lasts tens of milliseconds, and on a shared machine
-# its shares of the ceiling swung by 20 points from one run to the next.
+# a --quick round of scenario 1 is too short to hold still on a shared machine,
+# whose noise can then move a share of the ceiling across the goal.
 plots: $(VENV)/.plots $(COMPILED_VENV)/.wheel
 	$(BIN)/python docs/backpressure_plot.py
 	$(BIN)/python docs/timeline_plot.py

@@ -310,6 +310,8 @@ def test_a_run_of_small_chunks_that_fits_one_piece_is_joined_unmeasured() -> Non
 
 def test_only_small_data_with_nothing_buffered_may_write_through() -> None:
     buffer = SendBuffer()
+    assert not buffer.can_write_through(1)  # the flush task may be writing
+    buffer.set_flush_idle(True)
     assert buffer.can_write_through(LARGE_CHUNK - 1)
     assert not buffer.can_write_through(LARGE_CHUNK)
     buffer.enqueue(b"queued")

@@ -538,13 +538,20 @@ async def test_a_subclass_of_an_anyio_socket_stream_keeps_its_own_send(
     assert writev_calls == []
 
 
+def receive_available(peer: socket.socket) -> bytes:
+    """What has reached ``peer``, read without letting the event loop run."""
+    peer.setblocking(False)
+    received = b""
+    with contextlib.suppress(BlockingIOError):
+        while chunk := peer.recv(1 << 20):
+            received += chunk
+    return received
+
+
 def make_room(client: SocketStream, peer: socket.socket) -> None:
     """Read everything that reached ``peer`` without letting the event loop run,
     then wait until ``client``'s socket is writable."""
-    peer.setblocking(False)
-    with contextlib.suppress(BlockingIOError):
-        while peer.recv(1 << 20):
-            pass
+    receive_available(peer)
     raw_socket = client.extra(SocketAttribute.raw_socket)
     assert select.select([], [raw_socket], [], 5)[1]
 
@@ -632,16 +639,6 @@ async def test_the_socket_writer_refuses_while_a_send_is_in_progress() -> None:
 
 
 # -- a write to an idle stream goes through at once ----------------------------
-
-
-def receive_available(peer: socket.socket) -> bytes:
-    """What has reached ``peer``, read without letting the event loop run."""
-    peer.setblocking(False)
-    received = b""
-    with contextlib.suppress(BlockingIOError):
-        while chunk := peer.recv(1 << 20):
-            received += chunk
-    return received
 
 
 #: The calls that enqueue one message; send() returns an awaitable.

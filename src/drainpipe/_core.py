@@ -411,10 +411,13 @@ class SendBuffer:
 
     def can_write_through(self, size: int) -> bool:
         """Whether ``size`` bytes may go to the wrapped stream without being queued
-        (:meth:`count_written_through`): nothing is buffered, so they overtake no
-        byte, and they are fewer than :data:`LARGE_CHUNK`, so that what the
-        wrapped stream does not take is a small copy to queue."""
-        return size < LARGE_CHUNK and self.bytes_written == self._gone
+        (:meth:`count_written_through`): the flush task is idle and nothing is
+        buffered, so they overtake no byte and meet no other writer, and they are
+        fewer than :data:`LARGE_CHUNK`, so that what the wrapped stream does not
+        take is a small copy to queue."""
+        return (
+            self.flush_idle and size < LARGE_CHUNK and self.bytes_written == self._gone
+        )
 
     def count_written_through(self, size: int) -> None:
         """Record that the wrapped stream accepted ``size`` bytes that were never

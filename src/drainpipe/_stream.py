@@ -367,7 +367,7 @@ class BufferedByteSendStream(HotPath, ByteSendStream):
         """Hand ``data`` to the socket at once, as asyncio's transports do when
         their buffer is empty; return what it did not take, to be queued.
 
-        Only while the flush task is idle and nothing is buffered, so nothing is
+        Only where :meth:`SendBuffer.can_write_through` allows it, so nothing is
         overtaken and one task writes at a time. A request then reaches the
         socket in the writer's own task step, as with a direct ``send()``, not
         an event-loop iteration later in the flush task: the latency scenario of
@@ -404,7 +404,7 @@ class BufferedByteSendStream(HotPath, ByteSendStream):
 
         chunks = [_snapshot(item) for item in data]
         buffer = self._send_buffer
-        if buffer.flush_idle and buffer.can_write_through(sum(map(len, chunks))):
+        if buffer.can_write_through(sum(map(len, chunks))):
             # As one write, which may go to the socket at once (_write_through).
             self._enqueue(b"".join(chunks))
             return

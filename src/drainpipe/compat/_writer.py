@@ -245,10 +245,9 @@ class StreamWriter:
     asyncio's does, so a close after it has nothing left; over TLS, or where
     drainpipe's socket fast path is unavailable, the buffer holds it until the
     flush task sends it, so there compat sends a later write that asyncio drops.
-    And
-    :meth:`drain` after :meth:`close` raises
-    ``ConnectionResetError("Connection lost")`` unless the buffer is above its high
-    watermark (it then waits for the close to send it).
+    And :meth:`drain` after :meth:`close` raises ``ConnectionResetError("Connection
+    lost")`` unless the buffer is above its high watermark (it then waits for the
+    close to send it).
 
     .. versionadded:: 0.1
     """
